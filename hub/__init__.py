@@ -1,0 +1,1 @@
+"""The community hub: devices, consent, ingest, storage and open data."""

@@ -1,0 +1,233 @@
+"""The hub's data model: devices, consent texts, agreements, readings and rejected input.
+
+Families per noun, as SQLModel does them: `XBase` (shared fields), `X(table=True)`, `XCreate`, `XPublic`.
+"""
+
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import JSON, BigInteger, Column, Index, Integer, String, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from hub.timeutil import UTCDateTime, utcnow
+
+# SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL gets a 64-bit key.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class Kind(StrEnum):
+    air = "air"
+    damp = "damp"
+
+
+class Transport(StrEnum):
+    mqtt = "mqtt"
+    lorawan = "lorawan"
+    http = "http"
+
+
+class Placement(StrEnum):
+    indoor = "indoor"
+    outdoor = "outdoor"
+
+
+class Sharing(StrEnum):
+    private = "private"  # only the resident (and the operator, to run the hub)
+    community = "community"  # area aggregates for the community group
+    open = "open"  # open data
+
+
+class LocationRelease(StrEnum):
+    none = "none"  # no location at all
+    area = "area"  # the named area only
+    h3 = "h3"  # an H3 cell at the agreed resolution
+
+
+class TimeRelease(StrEnum):
+    exact = "exact"
+    hour = "hour"  # measured_at rounded down to the hour in published data
+
+
+class AgreementStatus(StrEnum):
+    active = "active"
+    withdrawn = "withdrawn"
+
+
+class Role(StrEnum):
+    operator = "operator"
+    facilitator = "facilitator"
+
+
+# --- API keys -------------------------------------------------------------------------------------------
+
+
+class ApiKey(SQLModel, table=True):
+    __tablename__ = "api_key"
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=100)
+    role: Role = Field(sa_type=String(20))
+    key_hash: str = Field(max_length=64, unique=True)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    revoked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+# --- Devices --------------------------------------------------------------------------------------------
+
+
+class DeviceBase(SQLModel):
+    kind: Kind = Field(sa_type=String(10))
+    board: str = Field(max_length=40, description="e.g. ESP32_GENERIC, RPI_PICO_W")
+    transport: Transport = Field(sa_type=String(10))
+    placement: Placement = Field(sa_type=String(10))
+    area: str = Field(max_length=80, description="the named area the device is in, e.g. a ward or neighbourhood")
+    label: str = Field(default="", max_length=120, description="a name the resident chose")
+
+
+class Device(DeviceBase, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    public_id: str = Field(max_length=40, unique=True, index=True)
+    latitude: float | None = Field(default=None, description="exact location: private")
+    longitude: float | None = Field(default=None, description="exact location: private")
+    secret_hash: str = Field(max_length=64, unique=True)
+    owner_token_hash: str = Field(max_length=64, unique=True)
+    registered_by: str = Field(max_length=100)
+    simulated: bool = False
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class DeviceCreate(DeviceBase):
+    latitude: float | None = Field(default=None, ge=-90, le=90)
+    longitude: float | None = Field(default=None, ge=-180, le=180)
+
+
+class DevicePublic(DeviceBase):
+    """What anyone may see of a device: never its secret or its exact location."""
+
+    public_id: str
+    created_at: datetime
+    sharing: Sharing | None = None
+    consent_active: bool = False
+
+
+class DevicePrivate(DevicePublic):
+    """What the device's owner and the operator see."""
+
+    latitude: float | None
+    longitude: float | None
+    registered_by: str
+
+
+# --- Consent --------------------------------------------------------------------------------------------
+
+
+class ConsentText(SQLModel, table=True):
+    __tablename__ = "consent_text"
+    id: int | None = Field(default=None, primary_key=True)
+    version: str = Field(max_length=40, unique=True)
+    wording: str = Field(sa_column=Column(Text, nullable=False))
+    sha256: str = Field(max_length=64)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class ConsentTextPublic(SQLModel):
+    version: str
+    wording: str
+    sha256: str
+    created_at: datetime
+
+
+class AgreementBase(SQLModel):
+    sharing: Sharing = Field(sa_type=String(20))
+    purposes: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    location_release: LocationRelease = Field(default=LocationRelease.area, sa_type=String(10))
+    location_h3_resolution: int | None = Field(default=None, ge=0, le=9)
+    time_release: TimeRelease = Field(default=TimeRelease.exact, sa_type=String(10))
+    retention_days: int | None = Field(default=None, ge=1, description="empty: kept until withdrawn")
+    collection_method: str = Field(max_length=40, description="workshop, online form, paper form, ...")
+    collected_by: str = Field(max_length=100, description="who took the consent: facilitator or group")
+
+
+class Agreement(AgreementBase, table=True):
+    """One consent agreement for one device. Immutable once given: only withdrawal changes it."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    device_id: int = Field(foreign_key="device.id", index=True)
+    consent_text_id: int = Field(foreign_key="consent_text.id")
+    granted_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    status: AgreementStatus = Field(default=AgreementStatus.active, sa_type=String(20))
+    withdrawn_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class AgreementCreate(AgreementBase):
+    consent_version: str = Field(description="the version of the consent text the resident saw")
+
+
+class AgreementPublic(AgreementBase):
+    id: int
+    consent_version: str
+    consent_sha256: str
+    granted_at: datetime
+    status: AgreementStatus
+    withdrawn_at: datetime | None
+
+
+# --- Readings -------------------------------------------------------------------------------------------
+
+
+class Reading(SQLModel, table=True):
+    __table_args__ = (
+        # A retransmitted record (same device, same seq) is a no-op, never a duplicate row.
+        UniqueConstraint("device_id", "seq", "quantity", name="uq_reading_device_seq_quantity"),
+        Index("ix_reading_device_measured", "device_id", "measured_at"),
+        Index("ix_reading_agreement", "agreement_id"),
+    )
+    id: int | None = Field(default=None, sa_column=Column(BigId, primary_key=True, autoincrement=True))
+    device_id: int = Field(foreign_key="device.id")
+    quantity: str = Field(max_length=32)
+    value: float
+    measured_at: datetime = Field(sa_type=UTCDateTime)
+    received_at: datetime = Field(sa_type=UTCDateTime)
+    seq: int = Field(sa_type=BigInteger)
+    agreement_id: int = Field(foreign_key="agreement.id")
+    transport: Transport = Field(sa_type=String(10))
+
+
+class ReadingPublic(SQLModel):
+    id: int
+    quantity: str
+    unit: str
+    value: float
+    measured_at: datetime
+    received_at: datetime
+    seq: int
+    agreement_id: int
+    transport: Transport
+
+
+# --- Rejected input -------------------------------------------------------------------------------------
+
+
+class Rejection(SQLModel, table=True):
+    """Input that was refused, and why: visible to the device's owner and the operator."""
+
+    __table_args__ = (Index("ix_rejection_device_received", "device_id", "received_at"),)
+    id: int | None = Field(default=None, sa_column=Column(BigId, primary_key=True, autoincrement=True))
+    received_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    transport: Transport = Field(sa_type=String(10))
+    device_id: int | None = Field(default=None, foreign_key="device.id")
+    claimed_device: str | None = Field(default=None, max_length=100)
+    seq: int | None = Field(default=None, sa_type=BigInteger)
+    quantity: str | None = Field(default=None, max_length=64)
+    reason: str = Field(max_length=300)
+    excerpt: str = Field(default="", max_length=300)
+
+
+class RejectionPublic(SQLModel):
+    id: int
+    received_at: datetime
+    transport: Transport
+    claimed_device: str | None
+    seq: int | None
+    quantity: str | None
+    reason: str
+    excerpt: str

@@ -1,0 +1,86 @@
+"""Hub settings, read from the environment (and an optional `.env` file)."""
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_DATA_DIR = Path("data")
+
+
+class UnsafeSettings(ValueError):
+    """The settings are not safe to run outside development."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SENSING_", env_file=".env", extra="ignore")
+
+    environment: Literal["development", "production", "test"] = "development"
+    data_dir: Path = DEFAULT_DATA_DIR
+    database_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("DATABASE_URL", "SENSING_DATABASE_URL")
+    )
+    # Empty: the hub starts its own embedded broker. Otherwise mqtt://[user:pass@]host:port of a real broker.
+    broker_url: str | None = None
+    embedded_broker_host: str = "127.0.0.1"
+    embedded_broker_port: int = 1883
+    # The operator key bootstraps everything else (facilitator keys, devices). In development an empty key is
+    # replaced by one generated into the data directory; elsewhere it must be set and strong.
+    operator_key: str = ""
+    host: str = "127.0.0.1"
+    port: int = 8000
+    hub_name: str = "Community sensing hub"
+    open_data_licence: str = "ODbL-1.0"
+    open_data_licence_url: str = "https://opendatacommons.org/licenses/odbl/1-0/"
+    open_data_attribution: str = "Residents and community groups contributing to this hub"
+    mqtt_client_id: str = "sensing-hub-ingest"
+    ingest_batch_size: int = 500
+    ingest_batch_seconds: float = 0.05
+    max_message_bytes: int = 64 * 1024
+    max_future_seconds: int = 300
+
+    @model_validator(mode="after")
+    def _refuse_unsafe(self) -> "Settings":
+        if self.environment != "development":
+            key = self.operator_key.strip()
+            if not key or key in {"changeme", "change-me", "secret", "operator"}:
+                raise UnsafeSettings(
+                    "SENSING_OPERATOR_KEY must be set to a strong secret outside development "
+                    "(generate one with: python -c 'import secrets; print(secrets.token_urlsafe(32))')"
+                )
+            if len(key) < 24:
+                raise UnsafeSettings("SENSING_OPERATOR_KEY is too short: use at least 24 characters")
+        return self
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        if self.database_url:
+            url = self.database_url
+            # Accept the common postgres:// forms and use the psycopg 3 driver.
+            for prefix in ("postgres://", "postgresql://"):
+                if url.startswith(prefix):
+                    return "postgresql+psycopg://" + url[len(prefix):]
+            return url
+        return f"sqlite:///{(self.data_dir / 'hub.db').resolve()}"
+
+    def resolved_operator_key(self) -> str:
+        """The operator key; in development, generate one into the data directory on first use."""
+        if self.operator_key:
+            return self.operator_key
+        import secrets
+
+        path = self.data_dir / "operator-key"
+        if path.exists():
+            return path.read_text().strip()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_urlsafe(32)
+        path.write_text(key + "\n")
+        path.chmod(0o600)
+        return key
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()
