@@ -53,9 +53,7 @@ def ensure_bundled_texts(session: Session) -> None:
 def check_agreement(data: AgreementCreate, device: Device) -> None:
     unknown = sorted(set(data.purposes) - set(PURPOSES))
     if unknown:
-        raise ConsentError(
-            f"unknown purpose {', '.join(unknown)}: choose from {', '.join(sorted(PURPOSES))}"
-        )
+        raise ConsentError(f"unknown purpose {', '.join(unknown)}: choose from {', '.join(sorted(PURPOSES))}")
     if data.location_release == LocationRelease.h3 and data.location_h3_resolution is None:
         raise ConsentError("location_release 'h3' needs location_h3_resolution (0 coarsest to 9)")
     if data.location_release == LocationRelease.h3 and (device.latitude is None or device.longitude is None):

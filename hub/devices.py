@@ -100,9 +100,7 @@ def list_public(
 def agreement_view(session: Session, agreement: Agreement) -> AgreementPublic:
     text = session.get(ConsentText, agreement.consent_text_id)
     assert text is not None
-    return AgreementPublic(
-        **agreement.model_dump(), consent_version=text.version, consent_sha256=text.sha256
-    )
+    return AgreementPublic(**agreement.model_dump(), consent_version=text.version, consent_sha256=text.sha256)
 
 
 def agreements(session: Session, device: Device) -> list[AgreementPublic]:

@@ -6,13 +6,19 @@ Families per noun, as SQLModel does them: `XBase` (shared fields), `X(table=True
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import JSON, BigInteger, Column, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Column, Index, Integer, Text, UniqueConstraint
+from sqlalchemy import Enum as SAEnum
 from sqlmodel import Field, SQLModel
 
 from hub.timeutil import UTCDateTime, utcnow
 
 # SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL gets a 64-bit key.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+def stored_as_text(enum: type[StrEnum]) -> SAEnum:
+    """Keep an enum as its plain value in a VARCHAR (no database enum type to migrate)."""
+    return SAEnum(enum, native_enum=False, length=20, values_callable=lambda e: [m.value for m in e])
 
 
 class Kind(StrEnum):
@@ -65,7 +71,7 @@ class ApiKey(SQLModel, table=True):
     __tablename__ = "api_key"
     id: int | None = Field(default=None, primary_key=True)
     name: str = Field(max_length=100)
-    role: Role = Field(sa_type=String(20))
+    role: Role = Field(sa_type=stored_as_text(Role))
     key_hash: str = Field(max_length=64, unique=True)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     revoked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
@@ -75,10 +81,10 @@ class ApiKey(SQLModel, table=True):
 
 
 class DeviceBase(SQLModel):
-    kind: Kind = Field(sa_type=String(10))
+    kind: Kind = Field(sa_type=stored_as_text(Kind))
     board: str = Field(max_length=40, description="e.g. ESP32_GENERIC, RPI_PICO_W")
-    transport: Transport = Field(sa_type=String(10))
-    placement: Placement = Field(sa_type=String(10))
+    transport: Transport = Field(sa_type=stored_as_text(Transport))
+    placement: Placement = Field(sa_type=stored_as_text(Placement))
     area: str = Field(max_length=80, description="the named area the device is in, e.g. a ward or neighbourhood")
     label: str = Field(default="", max_length=120, description="a name the resident chose")
 
@@ -137,11 +143,11 @@ class ConsentTextPublic(SQLModel):
 
 
 class AgreementBase(SQLModel):
-    sharing: Sharing = Field(sa_type=String(20))
+    sharing: Sharing = Field(sa_type=stored_as_text(Sharing))
     purposes: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
-    location_release: LocationRelease = Field(default=LocationRelease.area, sa_type=String(10))
+    location_release: LocationRelease = Field(default=LocationRelease.area, sa_type=stored_as_text(LocationRelease))
     location_h3_resolution: int | None = Field(default=None, ge=0, le=9)
-    time_release: TimeRelease = Field(default=TimeRelease.exact, sa_type=String(10))
+    time_release: TimeRelease = Field(default=TimeRelease.exact, sa_type=stored_as_text(TimeRelease))
     retention_days: int | None = Field(default=None, ge=1, description="empty: kept until withdrawn")
     collection_method: str = Field(max_length=40, description="workshop, online form, paper form, ...")
     collected_by: str = Field(max_length=100, description="who took the consent: facilitator or group")
@@ -154,7 +160,7 @@ class Agreement(AgreementBase, table=True):
     device_id: int = Field(foreign_key="device.id", index=True)
     consent_text_id: int = Field(foreign_key="consent_text.id")
     granted_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
-    status: AgreementStatus = Field(default=AgreementStatus.active, sa_type=String(20))
+    status: AgreementStatus = Field(default=AgreementStatus.active, sa_type=stored_as_text(AgreementStatus))
     withdrawn_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
@@ -189,7 +195,7 @@ class Reading(SQLModel, table=True):
     received_at: datetime = Field(sa_type=UTCDateTime)
     seq: int = Field(sa_type=BigInteger)
     agreement_id: int = Field(foreign_key="agreement.id")
-    transport: Transport = Field(sa_type=String(10))
+    transport: Transport = Field(sa_type=stored_as_text(Transport))
 
 
 class ReadingPublic(SQLModel):
@@ -213,7 +219,7 @@ class Rejection(SQLModel, table=True):
     __table_args__ = (Index("ix_rejection_device_received", "device_id", "received_at"),)
     id: int | None = Field(default=None, sa_column=Column(BigId, primary_key=True, autoincrement=True))
     received_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
-    transport: Transport = Field(sa_type=String(10))
+    transport: Transport = Field(sa_type=stored_as_text(Transport))
     device_id: int | None = Field(default=None, foreign_key="device.id")
     claimed_device: str | None = Field(default=None, max_length=100)
     seq: int | None = Field(default=None, sa_type=BigInteger)

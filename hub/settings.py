@@ -61,7 +61,7 @@ class Settings(BaseSettings):
             # Accept the common postgres:// forms and use the psycopg 3 driver.
             for prefix in ("postgres://", "postgresql://"):
                 if url.startswith(prefix):
-                    return "postgresql+psycopg://" + url[len(prefix):]
+                    return "postgresql+psycopg://" + url[len(prefix) :]
             return url
         return f"sqlite:///{(self.data_dir / 'hub.db').resolve()}"
 

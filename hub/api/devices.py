@@ -152,7 +152,5 @@ def device_rejections(
     device: OwnedDeviceDep, session: SessionDep, limit: Annotated[int, Query(ge=1, le=1000)] = 100
 ) -> list[Rejection]:
     """Input from this device that the hub refused, newest first, with the reason."""
-    query = (
-        select(Rejection).where(Rejection.device_id == device.id).order_by(col(Rejection.id).desc()).limit(limit)
-    )
+    query = select(Rejection).where(Rejection.device_id == device.id).order_by(col(Rejection.id).desc()).limit(limit)
     return list(session.exec(query))

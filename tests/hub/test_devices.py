@@ -1,0 +1,115 @@
+"""Registering devices with consent, and what each audience may see of them."""
+
+from tests.hub.conftest import device_body
+
+
+def test_register_returns_secrets_once_and_stores_only_hashes(client, operator, register, hub_settings):
+    reg = register()
+    device = reg["device"]
+    assert device["public_id"].startswith("air-") and len(device["public_id"]) == 12
+    assert reg["device_secret"].startswith("dev_") and reg["owner_token"].startswith("own_")
+    assert reg["agreement"]["sharing"] == "open"
+    assert reg["agreement"]["consent_version"] == "2026-11"
+    assert len(reg["agreement"]["consent_sha256"]) == 64
+
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(hub_settings.sqlalchemy_url)
+    with engine.connect() as conn:
+        row = conn.execute(text("SELECT * FROM device")).mappings().one()
+    engine.dispose()
+    stored = " ".join(str(v) for v in row.values())
+    assert reg["device_secret"] not in stored and reg["owner_token"] not in stored
+    assert len(row["secret_hash"]) == 64
+
+
+def test_public_view_hides_secret_and_exact_location(client, register):
+    reg = register()
+    public_id = reg["device"]["public_id"]
+    for body in (client.get(f"/api/v1/devices/{public_id}").json(), client.get("/api/v1/devices").json()[0]):
+        assert body["public_id"] == public_id
+        assert body["area"] == "easton"
+        assert body["sharing"] == "open" and body["consent_active"] is True
+        for hidden in ("latitude", "longitude", "secret_hash", "owner_token_hash", "device_secret"):
+            assert hidden not in body
+
+
+def test_private_view_for_owner_and_operator_only(client, register, operator):
+    reg = register()
+    other = register()
+    url = f"/api/v1/devices/{reg['device']['public_id']}/private"
+    owner = {"Authorization": f"Bearer {reg['owner_token']}"}
+    assert client.get(url, headers=owner).json()["latitude"] == 51.4613
+    assert client.get(url, headers=operator).json()["longitude"] == -2.5647
+    response = client.get(url, headers={"Authorization": f"Bearer {other['owner_token']}"})
+    assert response.status_code == 403
+    assert response.json()["detail"] == "only the device's owner or the hub operator can see this"
+    response = client.get(url)
+    assert response.status_code == 401
+    assert response.json()["detail"] == "this needs a key: send it as 'Authorization: Bearer <key>'"
+
+
+def test_registration_needs_staff_key(client, register):
+    reg = register()
+    owner = {"Authorization": f"Bearer {reg['owner_token']}"}
+    response = client.post("/api/v1/devices", json=device_body(), headers=owner)
+    assert response.status_code == 403
+    response = client.post("/api/v1/devices", json=device_body(), headers={"Authorization": "Bearer nope"})
+    assert response.status_code == 401
+    assert "not recognised" in response.json()["detail"]
+
+
+def test_facilitator_key_can_register(client, operator):
+    issued = client.post("/api/v1/keys", json={"name": "Easton workshop"}, headers=operator)
+    assert issued.status_code == 201
+    facilitator = {"Authorization": f"Bearer {issued.json()['key']}"}
+    response = client.post("/api/v1/devices", json=device_body(), headers=facilitator)
+    assert response.status_code == 201
+    assert response.json()["device"]["registered_by"] == "Easton workshop"
+    # A facilitator cannot issue keys.
+    assert client.post("/api/v1/keys", json={"name": "x"}, headers=facilitator).status_code == 403
+
+
+def test_bad_registration_says_what_to_fix(client, operator):
+    response = client.post("/api/v1/devices", json=device_body(purposes=["selling"]), headers=operator)
+    assert response.status_code == 422
+    assert response.json()["detail"].startswith("unknown purpose selling: choose from ")
+    response = client.post("/api/v1/devices", json=device_body(consent_version="1999"), headers=operator)
+    assert response.status_code == 422
+    assert response.json()["detail"] == "there is no consent text version '1999'"
+    response = client.post("/api/v1/devices", json=device_body(kind="water"), headers=operator)
+    assert response.status_code == 422
+    assert response.json()["detail"] == "device.kind: Input should be 'air' or 'damp'"
+    response = client.post("/api/v1/devices", json=device_body(location_release="h3"), headers=operator)
+    assert response.json()["detail"] == "location_release 'h3' needs location_h3_resolution (0 coarsest to 9)"
+    # Nothing half-registered was left behind.
+    assert client.get("/api/v1/devices").json() == []
+
+
+def test_new_agreement_then_withdraw(client, register):
+    reg = register(sharing="private")
+    public_id = reg["device"]["public_id"]
+    owner = {"Authorization": f"Bearer {reg['owner_token']}"}
+    body = device_body(sharing="open")["agreement"]
+    response = client.post(f"/api/v1/devices/{public_id}/agreements", json=body, headers=owner)
+    assert response.status_code == 201
+    assert client.get(f"/api/v1/devices/{public_id}").json()["sharing"] == "open"
+    listed = client.get(f"/api/v1/devices/{public_id}/agreements", headers=owner).json()
+    assert [a["sharing"] for a in listed] == ["private", "open"]
+
+    response = client.post(f"/api/v1/devices/{public_id}/withdraw", headers=owner)
+    assert response.status_code == 200
+    assert response.json()["withdrawn"] == 2
+    public = client.get(f"/api/v1/devices/{public_id}").json()
+    assert public["consent_active"] is False and public["sharing"] is None
+    statuses = [a["status"] for a in client.get(f"/api/v1/devices/{public_id}/agreements", headers=owner).json()]
+    assert statuses == ["withdrawn", "withdrawn"]
+
+
+def test_consent_texts_are_published_with_hash(client):
+    import hashlib
+
+    text = client.get("/api/v1/consent/texts/2026-11").json()
+    assert text["sha256"] == hashlib.sha256(text["wording"].encode()).hexdigest()
+    assert client.get("/api/v1/consent/texts/nope").status_code == 404
+    assert "research" in client.get("/api/v1/consent/purposes").json()
