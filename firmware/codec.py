@@ -8,8 +8,21 @@
 #
 # A decoded record is a dict {"seq": int, "t": int, "v": {name: number}}. Decoding separates what is
 # malformed from what is well formed, so one bad record never costs the good ones beside it.
+#
+# Compact form (LoRaWAN, where every byte costs airtime), version 1, big-endian, bit-packed:
+#   byte 0      COMPACT_VERSION (1)
+#   bytes 1-2   seq modulo 65536 (the hub widens it, as LoRaWAN network servers widen the frame counter)
+#   bytes 3-4   presence bitmap: bit (id - 1) set when the quantity with that registry id is present
+#   then        for each present quantity in id order, round(value * scale) - round(min * scale) as an
+#               unsigned integer of the registry's `bits` width, most significant bit first; the last byte
+#               is padded with zero bits.
+# There is no time on the air: the network stamps its receive time. decode_compact gives "t": None.
+#
+# CayenneLPP (what many off-the-shelf LoRaWAN devices send): decode_cayenne maps its channels to
+# quantities with a channel map {channel: quantity name} that the device's registration supplies.
 
 import json
+import struct
 
 try:
     from . import quantities
@@ -26,8 +39,22 @@ def record(seq, t, values):
 
 
 def encode_json(records):
-    """Encode one record (a dict) or a list of records as UTF-8 JSON bytes."""
-    return json.dumps(records).encode()
+    """Encode one record (a dict) or a list of records as UTF-8 JSON bytes.
+
+    Keys come out in one fixed order (seq, t, v, then the rest sorted; quantity names sorted), so the same
+    record gives the same bytes under CPython and MicroPython, whose dicts do not keep insertion order.
+    """
+    return _dump(records).encode()
+
+
+def _dump(obj):
+    if isinstance(obj, dict):
+        keys = [k for k in ("seq", "t", "v") if k in obj]
+        keys += sorted([k for k in obj if k not in ("seq", "t", "v")])
+        return "{" + ", ".join([json.dumps(k) + ": " + _dump(obj[k]) for k in keys]) + "}"
+    if isinstance(obj, (list, tuple)):
+        return "[" + ", ".join([_dump(x) for x in obj]) + "]"
+    return json.dumps(obj)
 
 
 def _is_int(x):
@@ -101,3 +128,168 @@ def validate(values):
         else:
             bad.append((name, why))
     return good, bad
+
+
+COMPACT_VERSION = 1
+_BITMAP_BITS = 16
+
+
+def _compact_fields():
+    # (id, name, entry) for every quantity the bitmap can carry, in id order.
+    out = []
+    for name in quantities.QUANTITIES:
+        q = quantities.QUANTITIES[name]
+        out.append((q["id"], name, q))
+    out.sort(key=lambda f: f[0])
+    return out
+
+
+def encode_compact(seq, values):
+    """Encode one reading (seq, {name: value}) in the compact binary form. Raises CodecError on a value
+    that cannot be sent: unknown quantity, not a number, or outside its valid range."""
+    if not _is_int(seq) or seq < 0:
+        raise CodecError("seq must be a non-negative integer")
+    if not values:
+        raise CodecError("a compact reading needs at least one value")
+    for name in values:
+        why = quantities.check(name, values[name])
+        if why is not None:
+            raise CodecError(why)
+    bitmap = 0
+    acc = 0  # bit accumulator; holds at most 7 + 16 bits, a small int on every port
+    nacc = 0
+    body = bytearray()
+    for qid, name, q in _compact_fields():
+        if name not in values:
+            continue
+        bitmap |= 1 << (qid - 1)
+        n = round(values[name] * q["scale"]) - round(q["min"] * q["scale"])
+        acc = (acc << q["bits"]) | n
+        nacc += q["bits"]
+        while nacc >= 8:
+            nacc -= 8
+            body.append((acc >> nacc) & 0xFF)
+        acc &= (1 << nacc) - 1
+    if nacc:
+        body.append((acc << (8 - nacc)) & 0xFF)
+    return struct.pack(">BHH", COMPACT_VERSION, seq & 0xFFFF, bitmap) + bytes(body)
+
+
+def decode_compact(data):
+    """Decode the compact binary form into a record {"seq": int, "t": None, "v": {name: number}}.
+    Raises CodecError, one sentence, when the bytes are not a compact reading."""
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise CodecError("a compact payload must be bytes")
+    data = bytes(data)
+    if len(data) < 5:
+        raise CodecError("the compact payload is truncated: %d bytes, a header alone is 5" % len(data))
+    version, seq, bitmap = struct.unpack(">BHH", data[:5])
+    if version != COMPACT_VERSION:
+        raise CodecError("unknown compact payload version %d (this codec reads version %d)"
+                         % (version, COMPACT_VERSION))
+    if bitmap == 0:
+        raise CodecError("the compact payload holds no values")
+    fields = []
+    nbits = 0
+    for qid, name, q in _compact_fields():
+        if bitmap & (1 << (qid - 1)):
+            fields.append((name, q))
+            nbits += q["bits"]
+            bitmap &= ~(1 << (qid - 1))
+    if bitmap:
+        first = 1
+        while not bitmap & 1:
+            bitmap >>= 1
+            first += 1
+        raise CodecError("the compact payload names unknown quantity id %d" % first)
+    need = 5 + (nbits + 7) // 8
+    if len(data) < need:
+        raise CodecError("the compact payload is truncated: %d bytes, its bitmap needs %d" % (len(data), need))
+    if len(data) > need:
+        raise CodecError("the compact payload has %d bytes, its bitmap needs %d" % (len(data), need))
+    values = {}
+    pos = 5
+    acc = 0
+    nacc = 0
+    for name, q in fields:
+        while nacc < q["bits"]:
+            acc = (acc << 8) | data[pos]
+            pos += 1
+            nacc += 8
+        nacc -= q["bits"]
+        n = (acc >> nacc) + round(q["min"] * q["scale"])
+        acc &= (1 << nacc) - 1
+        value = _scaled(n, q["scale"])
+        if value > q["max"]:
+            raise CodecError("the compact payload carries %s %s %s, above its maximum %s %s"
+                             % (name, value, q["unit"], q["max"], q["unit"]))
+        values[name] = value
+    return record(seq, None, values)
+
+
+def _scaled(n, scale):
+    # Integers stay integers when the scale is 1 (co2 in ppm), so they print as they were sent.
+    if scale == 1:
+        return n
+    return n / scale
+
+
+# CayenneLPP data types: type byte -> (name, size in bytes, signed, scale). Every type's size is needed to
+# step over it; the value of the multi-axis types is not read.
+CAYENNE_TYPES = {
+    0x00: ("digital input", 1, False, 1),
+    0x01: ("digital output", 1, False, 1),
+    0x02: ("analog input", 2, True, 100),
+    0x03: ("analog output", 2, True, 100),
+    0x65: ("illuminance", 2, False, 1),
+    0x66: ("presence", 1, False, 1),
+    0x67: ("temperature", 2, True, 10),
+    0x68: ("humidity", 1, False, 2),
+    0x71: ("accelerometer", 6, None, 1),
+    0x73: ("barometer", 2, False, 10),
+    0x86: ("gyrometer", 6, None, 1),
+    0x88: ("gps location", 9, None, 1),
+}
+
+
+def decode_cayenne(data, channels):
+    """Decode a CayenneLPP payload into (record, skipped).
+
+    channels: {channel number: quantity name}. record: {"seq": None, "t": None, "v": {name: number}} for
+    the mapped channels; skipped: one sentence per channel the map does not name (its value is dropped).
+    Raises CodecError, one sentence, when the bytes are not CayenneLPP.
+    """
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise CodecError("a CayenneLPP payload must be bytes")
+    data = bytes(data)
+    if not data:
+        raise CodecError("the CayenneLPP payload is empty")
+    values = {}
+    skipped = []
+    pos = 0
+    while pos < len(data):
+        if pos + 2 > len(data):
+            raise CodecError("the CayenneLPP payload is truncated after byte %d" % pos)
+        channel = data[pos]
+        kind = data[pos + 1]
+        t = CAYENNE_TYPES.get(kind)
+        if t is None:
+            raise CodecError("unknown CayenneLPP type 0x%02x on channel %d" % (kind, channel))
+        tname, size, signed, scale = t
+        start = pos + 2
+        pos = start + size
+        if pos > len(data):
+            raise CodecError("the CayenneLPP payload is truncated in channel %d (%s)" % (channel, tname))
+        name = channels.get(channel)
+        if name is None:
+            skipped.append("channel %d (%s) is not in the channel map" % (channel, tname))
+            continue
+        if signed is None:
+            raise CodecError("channel %d is a CayenneLPP %s, which is not a single quantity" % (channel, tname))
+        n = 0
+        for i in range(start, pos):
+            n = (n << 8) | data[i]
+        if signed and n >= 1 << (8 * size - 1):
+            n -= 1 << (8 * size)
+        values[name] = _scaled(n, scale)
+    return record(None, None, values), skipped
