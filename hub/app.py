@@ -1,7 +1,7 @@
 """The hub application: FastAPI app factory and its lifespan (database, broker, ingest)."""
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
@@ -33,7 +33,12 @@ async def _validation_error(_request: Request, exc: RequestValidationError) -> J
     )
 
 
-def create_app(settings: Settings | None = None, *, start_services: bool = True) -> FastAPI:
+def create_app(
+    settings: Settings | None = None,
+    *,
+    start_services: bool = True,
+    on_ready: Callable[[FastAPI], None] | None = None,
+) -> FastAPI:
     """Build the hub. `start_services` starts the MQTT broker (embedded, when no broker URL is set) and ingest."""
     settings = settings or get_settings()
 
@@ -52,6 +57,8 @@ def create_app(settings: Settings | None = None, *, start_services: bool = True)
             services = HubServices(settings, engine)
             await services.start()
         app.state.services = services
+        if on_ready is not None:
+            on_ready(app)
         try:
             yield
         finally:

@@ -1,0 +1,1 @@
+"""The `sensing` command: one file per command group."""
