@@ -5,6 +5,7 @@
     broker.stop()
 """
 
+import getpass
 import shutil
 import socket
 import subprocess
@@ -26,11 +27,12 @@ def free_port():
 
 
 class Broker:
-    def __init__(self, directory, binary=None, port=None, users=None):
+    def __init__(self, directory, binary=None, port=None, users=None, persistence=False):
         self.directory = Path(directory)
         self.binary = binary or find_mosquitto()
         self.port = port or free_port()
         self.users = users  # {username: password}; None lets anyone connect
+        self.persistence = persistence  # True keeps sessions and queued messages across stop/start
         self.process = None
 
     @property
@@ -41,7 +43,10 @@ class Broker:
         self.directory.mkdir(parents=True, exist_ok=True)
         lines = [
             f"listener {self.port} 127.0.0.1",
-            "persistence false",
+            # Started as root, mosquitto would switch to the `mosquitto` user, who cannot read tmp_path.
+            f"user {getpass.getuser()}",
+            f"persistence {'true' if self.persistence else 'false'}",
+            f"persistence_location {self.directory}/",
             # The default (1000) silently drops messages when a subscriber falls behind.
             "max_queued_messages 100000",
             f"log_dest file {self.directory / 'mosquitto.log'}",

@@ -1,0 +1,187 @@
+"""The firmware app under the real MicroPython unix port, publishing to a real Mosquitto."""
+
+import json
+import os
+import subprocess
+import threading
+import time
+
+import paho.mqtt.client as paho
+import pytest
+
+from firmware import codec
+from tests.firmware.broker import Broker
+from tests.firmware.support import REPO
+
+pytestmark = [pytest.mark.micropython, pytest.mark.mosquitto]
+
+DEVICE = "dev-1"
+SECRET = "s3cret-dev-1"
+USERS = {DEVICE: SECRET, "hub": "hub-secret"}
+
+
+class Subscriber:
+    """A paho client that records every message under the device's prefix."""
+
+    def __init__(self, broker, client_id="hub-test", clean_session=True):
+        self.messages = []
+        self.lock = threading.Lock()
+        self.subscribed = threading.Event()
+        self.client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=client_id,
+                                  clean_session=clean_session)
+        self.client.username_pw_set("hub", USERS["hub"])
+        self.client.on_connect = lambda c, u, f, rc, p: c.subscribe(f"sensing/v1/{DEVICE}/#", qos=1)
+        self.client.on_subscribe = lambda c, u, mid, rcs, p: self.subscribed.set()
+        self.client.on_message = self._on_message
+        self.client.connect("127.0.0.1", broker.port)
+        self.client.loop_start()
+        assert self.subscribed.wait(5), "the test subscriber could not subscribe"
+
+    def _on_message(self, client, userdata, msg):
+        with self.lock:
+            self.messages.append((msg.topic, msg.payload, msg.retain))
+
+    def records(self):
+        with self.lock:
+            return [codec.decode_json(p) for t, p, _ in self.messages if t.endswith("/up")]
+
+    def wait_for_records(self, count, timeout=20):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and len(self.records()) < count:
+            time.sleep(0.05)
+        return self.records()
+
+    def stop(self):
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+def write_config(tmp_path, broker_port, **overrides):
+    state = tmp_path / "state"
+    state.mkdir(exist_ok=True)
+    config = {"device_id": DEVICE, "secret": SECRET, "broker_port": broker_port, "interval": 0.05,
+              "cycles": 5, "state_dir": str(state), "seed": 7, "timeout": 5,
+              "backoff_initial": 0.1, "backoff_max": 0.4, "drain_seconds": 0}
+    config.update(overrides)
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(config))
+    return path
+
+
+def start_app(micropython_bin, config_path):
+    env = dict(os.environ, MICROPYPATH=str(REPO))
+    return subprocess.Popen([micropython_bin, "-m", "firmware.main", str(config_path)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def run_app(micropython_bin, config_path, timeout=60):
+    proc = start_app(micropython_bin, config_path)
+    out, _ = proc.communicate(timeout=timeout)
+    assert proc.returncode == 0, out
+    return out
+
+
+def assert_readings(decoded, seqs):
+    assert [errors for _, errors in decoded] == [[]] * len(seqs)
+    records = [recs[0] for recs, _ in decoded]
+    assert [len(recs) for recs, _ in decoded] == [1] * len(seqs)
+    assert [r["seq"] for r in records] == list(seqs)
+    for r in records:
+        good, bad = codec.validate(r["v"])
+        assert bad == [] and sorted(good) == ["humidity", "temperature"]
+        assert abs(r["t"] - time.time()) < 120
+    return records
+
+
+def test_app_publishes_numbered_readings_and_status(micropython_bin, start_broker, tmp_path):
+    broker = start_broker(users=USERS)
+    sub = Subscriber(broker)
+    out = run_app(micropython_bin, write_config(tmp_path, broker.port))
+    assert out == ""
+    records = assert_readings(sub.wait_for_records(5), range(5))
+    # seed 7 gives this series under CPython too: the emulated sensor is deterministic.
+    assert [r["v"] for r in records][:3] == [{"temperature": 19.0, "humidity": 54.5},
+                                             {"temperature": 19.0, "humidity": 55.0},
+                                             {"temperature": 19.2, "humidity": 54.0}]
+    time.sleep(0.2)
+    sub.stop()
+    status = [(p, retain) for t, p, retain in sub.messages if t.endswith("/status")]
+    assert status == [(b"online", False), (b"offline", False)]
+    assert (tmp_path / "state" / "seq").read_text() == "5\n"
+    assert (tmp_path / "state" / "queue.jsonl").read_text() == ""
+
+
+def test_seq_survives_a_restart(micropython_bin, start_broker, tmp_path):
+    broker = start_broker(users=USERS)
+    sub = Subscriber(broker)
+    config = write_config(tmp_path, broker.port, cycles=3)
+    run_app(micropython_bin, config)
+    run_app(micropython_bin, config)
+    assert_readings(sub.wait_for_records(6), range(6))
+    sub.stop()
+
+
+def test_readings_taken_while_the_broker_is_down_arrive_once_with_their_seq(micropython_bin, mosquitto_bin,
+                                                                            tmp_path):
+    # A persistent session queues the messages for the subscriber whenever they come, so the test cannot
+    # miss the first ones by subscribing too late.
+    broker = Broker(tmp_path / "broker", binary=mosquitto_bin, users=USERS, persistence=True)
+    try:
+        broker.start()
+        Subscriber(broker, client_id="hub-persistent", clean_session=False).stop()
+        broker.stop()
+        app = start_app(micropython_bin, write_config(tmp_path, broker.port, cycles=12, interval=0.1,
+                                                      drain_seconds=20))
+        time.sleep(0.6)  # a few readings are taken and fail to send
+        broker.start()
+        out, _ = app.communicate(timeout=60)
+        assert app.returncode == 0, out
+        sub = Subscriber(broker, client_id="hub-persistent", clean_session=False)
+        assert_readings(sub.wait_for_records(12), range(12))
+        time.sleep(0.3)  # anything duplicated would arrive by now
+        assert len(sub.records()) == 12
+        sub.stop()
+    finally:
+        broker.stop()
+    assert f"cannot reach the broker at 127.0.0.1:{broker.port}" in out
+    assert "reading(s) kept, retrying in 0.1 s" in out
+
+
+MQTT_PROBE = """
+import sys
+from firmware import mqtt
+c = mqtt.MQTTClient(sys.argv[1], "127.0.0.1", int(sys.argv[2]), user=sys.argv[1], password=sys.argv[3],
+                    timeout=5)
+try:
+    c.connect()
+    print("connected")
+    c.disconnect()
+except mqtt.MQTTRefused as e:
+    print("refused", e.code, e)
+except mqtt.MQTTError as e:
+    print("error", e)
+"""
+
+
+def probe(micropython_bin, tmp_path, *args):
+    script = tmp_path / "probe.py"
+    script.write_text(MQTT_PROBE)
+    env = dict(os.environ, MICROPYPATH=str(REPO))
+    out = subprocess.run([micropython_bin, str(script), *map(str, args)], env=env, capture_output=True,
+                         text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    return out.stdout.strip()
+
+
+def test_mqtt_client_says_why_the_broker_refused(micropython_bin, start_broker, tmp_path):
+    broker = start_broker(users=USERS)
+    assert probe(micropython_bin, tmp_path, DEVICE, broker.port, SECRET) == "connected"
+    # Mosquitto answers a wrong password with MQTT 3.1.1 return code 5.
+    assert probe(micropython_bin, tmp_path, DEVICE, broker.port, "wrong") == (
+        "refused 5 the broker refused the connection: not authorised (return code 5)")
+
+
+def test_mqtt_client_says_when_nothing_listens(micropython_bin, tmp_path):
+    port = Broker(tmp_path).port  # a free port with nothing on it
+    assert probe(micropython_bin, tmp_path, DEVICE, port, SECRET) == (
+        f"error cannot reach the broker at 127.0.0.1:{port}: [Errno 111] ECONNREFUSED")
