@@ -7,7 +7,7 @@ import time
 
 try:
     from . import app
-except ImportError:  # copied flat onto a board
+except (ImportError, KeyError):  # flat on a board; MicroPython raises KeyError in __main__
     import app
 
 DEFAULT_CONFIG = "/config.json"

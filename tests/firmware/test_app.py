@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import subprocess
 import threading
 import time
@@ -185,3 +186,18 @@ def test_mqtt_client_says_when_nothing_listens(micropython_bin, tmp_path):
     port = Broker(tmp_path).port  # a free port with nothing on it
     assert probe(micropython_bin, tmp_path, DEVICE, port, SECRET) == (
         f"error cannot reach the broker at 127.0.0.1:{port}: [Errno 111] ECONNREFUSED")
+
+
+def test_app_runs_from_flat_files_as_on_a_board(micropython_bin, start_broker, tmp_path):
+    # A board holds the firmware files at its root, no `firmware` package; main.py runs as __main__.
+    board = tmp_path / "board"
+    shutil.copytree(REPO / "firmware", board, ignore=shutil.ignore_patterns("__init__.py", "__pycache__"))
+    shutil.copy(REPO / "firmware" / "sensors" / "__init__.py", board / "sensors" / "__init__.py")
+    broker = start_broker(users=USERS)
+    sub = Subscriber(broker)
+    config = write_config(tmp_path, broker.port, cycles=2)
+    out = subprocess.run([micropython_bin, "main.py", str(config)], cwd=board, capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 0 and out.stdout == "", out.stdout + out.stderr
+    assert_readings(sub.wait_for_records(2), range(2))
+    sub.stop()
