@@ -13,6 +13,7 @@ from hub import consent
 from hub.api import consent as consent_api
 from hub.api import devices as devices_api
 from hub.api import keys as keys_api
+from hub.api import open as open_api
 from hub.db import make_engine, migrate
 from hub.settings import Settings, get_settings
 
@@ -73,6 +74,6 @@ def create_app(
         lifespan=lifespan,
     )
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
-    for router in (devices_api.router, consent_api.router, keys_api.router):
+    for router in (devices_api.router, consent_api.router, keys_api.router, open_api.router):
         app.include_router(router, prefix="/api/v1")
     return app
