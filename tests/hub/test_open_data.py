@@ -53,7 +53,7 @@ def mark_simulated(client, reg: dict[str, Any]) -> None:
 
 
 def every_minute(count: int, start: datetime = BASE, value: float = 20.0) -> list[tuple[datetime, dict[str, float]]]:
-    return [(start + timedelta(minutes=i), {"temperature": value + i / 10}) for i in range(count)]
+    return [(start + timedelta(minutes=i), {"temperature": value + i % 50 / 10}) for i in range(count)]
 
 
 def json_rows(client, **params: Any) -> list[dict[str, Any]]:
@@ -175,7 +175,8 @@ def test_limit_bounds_say_what_to_fix(client):
 def test_csv_streams_every_row_in_small_chunks(client, register, monkeypatch):
     monkeypatch.setattr(open_api, "CSV_CHUNK_ROWS", 300)
     reg = register()
-    send(client, reg, every_minute(2500))
+    start = BASE - timedelta(days=2)  # 2,500 minutes ending before now
+    send(client, reg, every_minute(2500, start))
     response = client.get("/api/v1/open/readings.csv")
     assert response.status_code == 200
     assert response.headers["content-type"] == "text/csv; charset=utf-8"
@@ -191,7 +192,7 @@ def test_csv_streams_every_row_in_small_chunks(client, register, monkeypatch):
     first = next(csv.DictReader(io.StringIO(response.text)))
     assert first["device"] == reg["device"]["public_id"]
     assert (first["quantity"], first["unit"], first["value"]) == ("temperature", "°C", "20.0")
-    assert first["measured_at"] == BASE.strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert first["measured_at"] == start.strftime("%Y-%m-%dT%H:%M:%SZ")
     # The JSON endpoint gives the same file with ?format=csv.
     assert client.get("/api/v1/open/readings", params={"format": "csv"}).text == response.text
 
