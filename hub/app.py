@@ -12,6 +12,7 @@ from sqlmodel import Session
 from hub import consent
 from hub.api import consent as consent_api
 from hub.api import devices as devices_api
+from hub.api import ingest as ingest_api
 from hub.api import keys as keys_api
 from hub.api import open as open_api
 from hub.db import make_engine, migrate
@@ -76,4 +77,5 @@ def create_app(
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
     for router in (devices_api.router, consent_api.router, keys_api.router, open_api.router):
         app.include_router(router, prefix="/api/v1")
+    app.include_router(ingest_api.router, prefix="/api/v1")
     return app
