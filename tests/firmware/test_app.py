@@ -11,14 +11,15 @@ import paho.mqtt.client as paho
 import pytest
 
 from firmware import codec
-from tests.firmware.broker import Broker
 from tests.firmware.support import REPO
-
-pytestmark = [pytest.mark.micropython, pytest.mark.mosquitto]
+from tests.services import free_port
 
 DEVICE = "dev-1"
 SECRET = "s3cret-dev-1"
 USERS = {DEVICE: SECRET, "hub": "hub-secret"}
+# The device and the test's subscriber log in; nobody else may.
+with_passwords = pytest.mark.parametrize("fresh_mosquitto", [{"passwords": USERS}], indirect=True,
+                                         ids=["passwords"])
 
 
 class Subscriber:
@@ -69,14 +70,14 @@ def write_config(tmp_path, broker_port, **overrides):
     return path
 
 
-def start_app(micropython_bin, config_path):
+def start_app(micropython, config_path):
     env = dict(os.environ, MICROPYPATH=str(REPO))
-    return subprocess.Popen([micropython_bin, "-m", "firmware.main", str(config_path)], env=env,
+    return subprocess.Popen([micropython, "-m", "firmware.main", str(config_path)], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
-def run_app(micropython_bin, config_path, timeout=60):
-    proc = start_app(micropython_bin, config_path)
+def run_app(micropython, config_path, timeout=60):
+    proc = start_app(micropython, config_path)
     out, _ = proc.communicate(timeout=timeout)
     assert proc.returncode == 0, out
     return out
@@ -94,10 +95,11 @@ def assert_readings(decoded, seqs):
     return records
 
 
-def test_app_publishes_numbered_readings_and_status(micropython_bin, start_broker, tmp_path):
-    broker = start_broker(users=USERS)
+@with_passwords
+def test_app_publishes_numbered_readings_and_status(micropython, fresh_mosquitto, tmp_path):
+    broker = fresh_mosquitto
     sub = Subscriber(broker)
-    out = run_app(micropython_bin, write_config(tmp_path, broker.port))
+    out = run_app(micropython, write_config(tmp_path, broker.port))
     assert out == ""
     records = assert_readings(sub.wait_for_records(5), range(5))
     # seed 7 gives this series under CPython too: the emulated sensor is deterministic.
@@ -112,38 +114,36 @@ def test_app_publishes_numbered_readings_and_status(micropython_bin, start_broke
     assert (tmp_path / "state" / "queue.jsonl").read_text() == ""
 
 
-def test_seq_survives_a_restart(micropython_bin, start_broker, tmp_path):
-    broker = start_broker(users=USERS)
+@with_passwords
+def test_seq_survives_a_restart(micropython, fresh_mosquitto, tmp_path):
+    broker = fresh_mosquitto
     sub = Subscriber(broker)
     config = write_config(tmp_path, broker.port, cycles=3)
-    run_app(micropython_bin, config)
-    run_app(micropython_bin, config)
+    run_app(micropython, config)
+    run_app(micropython, config)
     assert_readings(sub.wait_for_records(6), range(6))
     sub.stop()
 
 
-def test_readings_taken_while_the_broker_is_down_arrive_once_with_their_seq(micropython_bin, mosquitto_bin,
+# A persistent session queues the messages for the subscriber whenever they come, so the test cannot
+# miss the first ones by subscribing too late.
+@pytest.mark.parametrize("fresh_mosquitto", [{"passwords": USERS, "persistence": True}], indirect=True,
+                         ids=["passwords-persistence"])
+def test_readings_taken_while_the_broker_is_down_arrive_once_with_their_seq(micropython, fresh_mosquitto,
                                                                             tmp_path):
-    # A persistent session queues the messages for the subscriber whenever they come, so the test cannot
-    # miss the first ones by subscribing too late.
-    broker = Broker(tmp_path / "broker", binary=mosquitto_bin, users=USERS, persistence=True)
-    try:
-        broker.start()
-        Subscriber(broker, client_id="hub-persistent", clean_session=False).stop()
-        broker.stop()
-        app = start_app(micropython_bin, write_config(tmp_path, broker.port, cycles=12, interval=0.1,
-                                                      drain_seconds=20))
-        time.sleep(0.6)  # a few readings are taken and fail to send
-        broker.start()
-        out, _ = app.communicate(timeout=60)
-        assert app.returncode == 0, out
-        sub = Subscriber(broker, client_id="hub-persistent", clean_session=False)
-        assert_readings(sub.wait_for_records(12), range(12))
-        time.sleep(0.3)  # anything duplicated would arrive by now
-        assert len(sub.records()) == 12
-        sub.stop()
-    finally:
-        broker.stop()
+    broker = fresh_mosquitto
+    Subscriber(broker, client_id="hub-persistent", clean_session=False).stop()
+    broker.stop()
+    app = start_app(micropython, write_config(tmp_path, broker.port, cycles=12, interval=0.1, drain_seconds=20))
+    time.sleep(0.6)  # a few readings are taken and fail to send
+    broker.start()  # the same port and persistence file
+    out, _ = app.communicate(timeout=60)
+    assert app.returncode == 0, out
+    sub = Subscriber(broker, client_id="hub-persistent", clean_session=False)
+    assert_readings(sub.wait_for_records(12), range(12))
+    time.sleep(0.3)  # anything duplicated would arrive by now
+    assert len(sub.records()) == 12
+    sub.stop()
     assert f"cannot reach the broker at 127.0.0.1:{broker.port}" in out
     assert "reading(s) kept, retrying in 0.1 s" in out
 
@@ -164,39 +164,41 @@ except mqtt.MQTTError as e:
 """
 
 
-def probe(micropython_bin, tmp_path, *args):
+def probe(micropython, tmp_path, *args):
     script = tmp_path / "probe.py"
     script.write_text(MQTT_PROBE)
     env = dict(os.environ, MICROPYPATH=str(REPO))
-    out = subprocess.run([micropython_bin, str(script), *map(str, args)], env=env, capture_output=True,
+    out = subprocess.run([micropython, str(script), *map(str, args)], env=env, capture_output=True,
                          text=True, timeout=30)
     assert out.returncode == 0, out.stderr
     return out.stdout.strip()
 
 
-def test_mqtt_client_says_why_the_broker_refused(micropython_bin, start_broker, tmp_path):
-    broker = start_broker(users=USERS)
-    assert probe(micropython_bin, tmp_path, DEVICE, broker.port, SECRET) == "connected"
+@with_passwords
+def test_mqtt_client_says_why_the_broker_refused(micropython, fresh_mosquitto, tmp_path):
+    broker = fresh_mosquitto
+    assert probe(micropython, tmp_path, DEVICE, broker.port, SECRET) == "connected"
     # Mosquitto answers a wrong password with MQTT 3.1.1 return code 5.
-    assert probe(micropython_bin, tmp_path, DEVICE, broker.port, "wrong") == (
+    assert probe(micropython, tmp_path, DEVICE, broker.port, "wrong") == (
         "refused 5 the broker refused the connection: not authorised (return code 5)")
 
 
-def test_mqtt_client_says_when_nothing_listens(micropython_bin, tmp_path):
-    port = Broker(tmp_path).port  # a free port with nothing on it
-    assert probe(micropython_bin, tmp_path, DEVICE, port, SECRET) == (
+def test_mqtt_client_says_when_nothing_listens(micropython, tmp_path):
+    port = free_port()  # nothing listens on it
+    assert probe(micropython, tmp_path, DEVICE, port, SECRET) == (
         f"error cannot reach the broker at 127.0.0.1:{port}: [Errno 111] ECONNREFUSED")
 
 
-def test_app_runs_from_flat_files_as_on_a_board(micropython_bin, start_broker, tmp_path):
+@with_passwords
+def test_app_runs_from_flat_files_as_on_a_board(micropython, fresh_mosquitto, tmp_path):
     # A board holds the firmware files at its root, no `firmware` package; main.py runs as __main__.
     board = tmp_path / "board"
     shutil.copytree(REPO / "firmware", board, ignore=shutil.ignore_patterns("__init__.py", "__pycache__"))
     shutil.copy(REPO / "firmware" / "sensors" / "__init__.py", board / "sensors" / "__init__.py")
-    broker = start_broker(users=USERS)
+    broker = fresh_mosquitto
     sub = Subscriber(broker)
     config = write_config(tmp_path, broker.port, cycles=2)
-    out = subprocess.run([micropython_bin, "main.py", str(config)], cwd=board, capture_output=True, text=True,
+    out = subprocess.run([micropython, "main.py", str(config)], cwd=board, capture_output=True, text=True,
                          timeout=60)
     assert out.returncode == 0 and out.stdout == "", out.stdout + out.stderr
     assert_readings(sub.wait_for_records(2), range(2))
