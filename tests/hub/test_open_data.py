@@ -273,3 +273,37 @@ def test_index_lists_licence_and_quantities_with_counts(client, register):
     }
     assert (quantities["humidity"]["readings"], quantities["co2"]["readings"]) == (1, 0)
     assert response.links["license"]["url"] == "https://opendatacommons.org/licenses/odbl/1-0/"
+
+
+def test_public_row_releases_only_what_was_agreed():
+    from types import SimpleNamespace
+
+    from hub.models import Kind, LocationRelease, Placement, TimeRelease
+    from hub.open_data import COLUMNS, csv_values, public_row
+
+    row = SimpleNamespace(
+        id=7, quantity="pm10", value=12.5, measured_at=datetime(2026, 11, 20, 10, 59, 59, 999999, tzinfo=UTC),
+        agreement_id=3, public_id="air-abc12345", kind=Kind.air, placement=Placement.outdoor, area="easton",
+        latitude=LATITUDE, longitude=LONGITUDE, location_release=LocationRelease.h3, location_h3_resolution=5,
+        time_release=TimeRelease.hour,
+    )
+    public = public_row(row)
+    assert public == {
+        "id": 7,
+        "device": "air-abc12345",
+        "kind": "air",
+        "placement": "outdoor",
+        "location_release": "h3",
+        "area": None,
+        "h3_cell": h3.latlng_to_cell(LATITUDE, LONGITUDE, 5),
+        "quantity": "pm10",
+        "unit": "µg/m³",
+        "value": 12.5,
+        "measured_at": "2026-11-20T10:00:00Z",
+        "time_release": "hour",
+        "agreement_id": 3,
+    }
+    assert tuple(public) == COLUMNS
+    assert csv_values(public_row(SimpleNamespace(**{**vars(row), "location_release": LocationRelease.none}))) == [
+        7, "air-abc12345", "air", "outdoor", "none", "", "", "pm10", "µg/m³", 12.5, "2026-11-20T10:00:00Z", "hour", 3,
+    ]
