@@ -1,0 +1,225 @@
+"""MQTT ingest: subscribe to every device's uplink and store what arrives, losing nothing if the hub crashes.
+
+    ingest = MqttIngest(settings, engine, "mqtt://127.0.0.1:1883")
+    ingest.start(); ingest.wait_ready(10)
+    ...
+    ingest.stop()
+
+QoS 1 on a persistent session (MQTT 3.1.1, clean_session off, a fixed client id), and each message is acknowledged
+only once its readings are committed: a message the hub had not stored when it died is redelivered when it comes
+back, and storing it twice is a no-op. paho's network thread only queues messages; one worker thread stores them
+in batches, retries (with backoff, keeping the batch and its acknowledgements) while the database is away, and
+acknowledges. paho reconnects by itself when the broker goes away and comes back.
+"""
+
+import logging
+import queue
+import threading
+import time
+from dataclasses import asdict, dataclass
+from urllib.parse import unquote, urlsplit
+
+import paho.mqtt.client as mqtt
+from sqlalchemy import Engine
+
+from hub.ingest.pipeline import Message
+from hub.ingest.store import ingest
+from hub.models import Transport
+from hub.settings import Settings
+from hub.timeutil import utcnow
+
+log = logging.getLogger("hub.ingest")
+
+TOPIC = "sensing/v1/+/up"
+KEEPALIVE = 30
+RETRY_FIRST, RETRY_MOST = 0.1, 5.0  # seconds between attempts to store a batch while the database is away
+
+
+@dataclass(frozen=True)
+class BrokerAddress:
+    host: str
+    port: int
+    username: str | None = None
+    password: str | None = None
+
+
+def parse_broker_url(url: str) -> BrokerAddress:
+    """mqtt://[user:password@]host[:port] -> BrokerAddress."""
+    parts = urlsplit(url)
+    if parts.scheme != "mqtt" or not parts.hostname:
+        raise ValueError(f"the broker URL '{url}' is not of the form mqtt://[user:password@]host[:port]")
+    return BrokerAddress(
+        parts.hostname,
+        parts.port or 1883,
+        unquote(parts.username) if parts.username else None,
+        unquote(parts.password) if parts.password else None,
+    )
+
+
+def device_of(topic: str) -> str | None:
+    """The device id in `sensing/v1/{device}/up`."""
+    parts = topic.split("/")
+    return parts[2] if len(parts) == 4 and parts[2] else None
+
+
+@dataclass
+class Counters:
+    received: int = 0  # messages handed to us by the broker
+    committed: int = 0  # messages whose readings and rejections are committed (and so acknowledged)
+    stored: int = 0  # readings newly stored
+    duplicates: int = 0  # readings already held (a redelivered message)
+    rejected: int = 0  # rejection rows recorded
+    db_errors: int = 0  # failed attempts to store a batch (each retried)
+    connects: int = 0  # successful connections to the broker
+
+
+@dataclass(frozen=True)
+class _Delivery:
+    mid: int
+    qos: int
+    message: Message
+
+
+class MqttIngest:
+    def __init__(self, settings: Settings, engine: Engine, broker_url: str, *, client_id: str | None = None):
+        self.settings = settings
+        self.engine = engine
+        self.broker_url = broker_url
+        self.address = parse_broker_url(broker_url)
+        self.client_id = client_id or settings.mqtt_client_id
+        self.ready = threading.Event()  # subscribed on the current connection
+        self._counters = Counters()
+        self._lock = threading.Lock()
+        self._queue: queue.Queue[_Delivery] = queue.Queue()
+        self._stopping = threading.Event()
+        self._worker = threading.Thread(target=self._work, name="ingest-worker", daemon=True)
+        self.client = self._make_client()
+
+    def _make_client(self) -> mqtt.Client:
+        client = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2,
+            client_id=self.client_id,
+            clean_session=False,  # the broker keeps our subscription and unacknowledged messages while we are away
+            protocol=mqtt.MQTTv311,  # what Mosquitto and the embedded amqtt broker both speak
+            manual_ack=True,
+        )
+        if self.address.username is not None:
+            client.username_pw_set(self.address.username, self.address.password)
+        client.reconnect_delay_set(min_delay=1, max_delay=5)
+        client.on_connect = self._on_connect
+        client.on_subscribe = self._on_subscribe
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
+        return client
+
+    # --- lifecycle ------------------------------------------------------------------------------------------
+
+    def start(self) -> "MqttIngest":
+        """Connect (retrying until the broker is there) and start storing. Returns at once."""
+        self._worker.start()
+        self.client.connect_async(self.address.host, self.address.port, keepalive=KEEPALIVE)
+        self.client.loop_start()
+        return self
+
+    def wait_ready(self, timeout: float) -> bool:
+        """Wait until subscribed; False if that took longer than `timeout` seconds."""
+        return self.ready.wait(timeout)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Store and acknowledge what has arrived, then disconnect. Whatever is left unstored (the database is
+        away) stays unacknowledged, so the broker delivers it again next time."""
+        self._stopping.set()
+        if self._worker.is_alive():
+            self._worker.join(timeout)
+        self.client.disconnect()
+        self.client.loop_stop()
+        self.ready.clear()
+
+    def counts(self) -> dict[str, int]:
+        with self._lock:
+            return asdict(self._counters)
+
+    def _count(self, **deltas: int) -> None:
+        with self._lock:
+            for name, delta in deltas.items():
+                setattr(self._counters, name, getattr(self._counters, name) + delta)
+
+    # --- paho callbacks (paho's network thread: quick, never touching the database) -----------------------------
+
+    def _on_connect(self, client, _userdata, flags, reason_code, _properties) -> None:  # type: ignore[no-untyped-def]
+        if reason_code.is_failure:
+            log.warning("the broker at %s refused the connection: %s", self.broker_url, reason_code)
+            return
+        self._count(connects=1)
+        log.info("connected to %s as %s (session present: %s)", self.broker_url, self.client_id,
+                 flags.session_present)
+        client.subscribe(TOPIC, qos=1)
+
+    def _on_subscribe(self, _client, _userdata, _mid, reason_codes, _properties) -> None:  # type: ignore[no-untyped-def]
+        if any(code.is_failure for code in reason_codes):
+            log.error("the broker refused the subscription to %s: %s", TOPIC, reason_codes)
+            return
+        log.info("subscribed to %s", TOPIC)
+        self.ready.set()
+
+    def _on_disconnect(self, _client, _userdata, _flags, reason_code, _properties) -> None:  # type: ignore[no-untyped-def]
+        self.ready.clear()
+        if not self._stopping.is_set():
+            log.warning("lost the broker at %s (%s): reconnecting", self.broker_url, reason_code)
+
+    def _on_message(self, _client, _userdata, msg: mqtt.MQTTMessage) -> None:
+        message = Message(Transport.mqtt, device_of(msg.topic), bytes(msg.payload), utcnow())
+        self._queue.put(_Delivery(msg.mid, msg.qos, message))
+        self._count(received=1)
+
+    # --- the worker -------------------------------------------------------------------------------------------
+
+    def _work(self) -> None:
+        while True:
+            deliveries = self._collect()
+            if deliveries:
+                self._commit(deliveries)
+            elif self._stopping.is_set():
+                return
+
+    def _collect(self) -> list[_Delivery]:
+        """The next batch: up to ingest_batch_size messages, waiting at most ingest_batch_seconds after the first."""
+        try:
+            first = self._queue.get(timeout=0.1)
+        except queue.Empty:
+            return []
+        batch = [first]
+        deadline = time.monotonic() + self.settings.ingest_batch_seconds
+        while len(batch) < self.settings.ingest_batch_size:
+            wait = 0.0 if self._stopping.is_set() else deadline - time.monotonic()
+            try:
+                batch.append(self._queue.get(timeout=wait) if wait > 0 else self._queue.get_nowait())
+            except queue.Empty:
+                if wait <= 0:
+                    break
+        return batch
+
+    def _commit(self, deliveries: list[_Delivery]) -> None:
+        messages = [d.message for d in deliveries]
+        delay = RETRY_FIRST
+        while True:
+            try:
+                batch, stored = ingest(self.engine, messages, self.settings)
+                break
+            except Exception as exc:  # the database is away or failing: keep the batch, acknowledge nothing
+                self._count(db_errors=1)
+                log.warning("could not store %d messages (%s): retrying in %.1f s",
+                            len(messages), _first_line(exc), delay)
+                if self._stopping.wait(delay):
+                    log.warning("stopping with %d messages unstored: the broker will deliver them again",
+                                len(messages))
+                    return
+                delay = min(delay * 2, RETRY_MOST)
+        for delivery in deliveries:
+            self.client.ack(delivery.mid, delivery.qos)
+        self._count(committed=len(deliveries), stored=stored, duplicates=len(batch.readings) - stored,
+                    rejected=len(batch.rejections))
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).splitlines() or [type(exc).__name__])[0]

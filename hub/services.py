@@ -1,0 +1,35 @@
+"""The hub's background services: the embedded MQTT broker (when no broker URL is set) and MQTT ingest."""
+
+import asyncio
+
+from sqlalchemy import Engine
+
+from hub.broker import EmbeddedBroker
+from hub.ingest.mqtt import MqttIngest
+from hub.settings import Settings
+
+
+class HubServices:
+    def __init__(self, settings: Settings, engine: Engine):
+        self.settings = settings
+        self.engine = engine
+        self.broker: EmbeddedBroker | None = None
+        self.ingest: MqttIngest | None = None
+        self.broker_url: str | None = settings.broker_url or None
+
+    async def start(self) -> None:
+        if not self.broker_url:
+            self.broker = await EmbeddedBroker(
+                self.settings.embedded_broker_host, self.settings.embedded_broker_port
+            ).start()
+            self.broker_url = self.broker.url
+        self.ingest = MqttIngest(self.settings, self.engine, self.broker_url).start()
+
+    async def stop(self) -> None:
+        if self.ingest is not None:
+            # Off the event loop: stopping waits for the last batch, and the embedded broker runs on this loop.
+            await asyncio.to_thread(self.ingest.stop)
+            self.ingest = None
+        if self.broker is not None:
+            await self.broker.stop()
+            self.broker = None

@@ -1,0 +1,199 @@
+"""MQTT ingest through the hub's services, against a real Mosquitto and against the embedded amqtt broker."""
+
+import asyncio
+import json
+import socket
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import paho.mqtt.client as mqtt
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from hub.app import create_app
+from hub.broker import EmbeddedBroker
+from hub.ingest.mqtt import MqttIngest, parse_broker_url
+from hub.ingest.store import REJECTION
+from hub.services import HubServices
+from hub.settings import Settings
+from tests.hub.conftest import device_body
+from tests.services import free_port
+
+WAIT = 15.0  # seconds: the bound on every wait for the broker or the ingest worker
+T = int(time.time()) - 60
+
+
+def wait_until(condition: Callable[[], bool], what: str, wait: float = WAIT) -> None:
+    deadline = time.monotonic() + wait
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not within {wait:.0f} s")
+        time.sleep(0.02)
+
+
+def publish(broker_url: str, topic: str, payloads: list[bytes]) -> None:
+    """Publish at QoS 1 and wait for the broker's PUBACK of each."""
+    address = parse_broker_url(broker_url)
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv311)
+    client.connect(address.host, address.port)
+    client.loop_start()
+    try:
+        infos = [client.publish(topic, payload, qos=1) for payload in payloads]
+        for info in infos:
+            info.wait_for_publish(timeout=WAIT)
+            assert info.is_published(), "the broker did not acknowledge a message in time"
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
+def record(seq: int, **values: float) -> bytes:
+    return json.dumps({"seq": seq, "t": T, "v": values}).encode()
+
+
+@pytest.fixture(params=["mosquitto", "embedded"])
+def broker_kind(request) -> str:
+    return request.param
+
+
+@pytest.fixture
+def hub(broker_kind: str, hub_settings: Settings, request) -> Iterator[TestClient]:
+    """The hub with its services running: ingest against a fresh Mosquitto, or against its embedded broker."""
+    update: dict[str, Any] = {"mqtt_client_id": f"test-ingest-{uuid.uuid4().hex[:8]}"}
+    if broker_kind == "mosquitto":
+        update["broker_url"] = request.getfixturevalue("fresh_mosquitto").url
+    else:
+        update["embedded_broker_port"] = free_port()
+    settings = hub_settings.model_copy(update=update)
+    with TestClient(create_app(settings)) as client:
+        services: HubServices = client.app.state.services
+        assert services.ingest is not None and services.ingest.wait_ready(WAIT), "ingest did not subscribe"
+        yield client
+
+
+def services_of(client: TestClient) -> HubServices:
+    return client.app.state.services
+
+
+def register(client: TestClient, operator: dict[str, str]) -> dict[str, Any]:
+    response = client.post("/api/v1/devices", json=device_body(), headers=operator)
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def owner_get(client: TestClient, reg: dict[str, Any], what: str) -> Any:
+    response = client.get(f"/api/v1/devices/{reg['device']['public_id']}/{what}",
+                          headers={"Authorization": f"Bearer {reg['owner_token']}"})
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def topic(reg: dict[str, Any]) -> str:
+    return f"sensing/v1/{reg['device']['public_id']}/up"
+
+
+def test_published_readings_are_stored_once_even_when_sent_twice(hub, operator):
+    reg = register(hub, operator)
+    ingest = services_of(hub).ingest
+    assert ingest is not None
+
+    publish(services_of(hub).broker_url, topic(reg),
+            [record(1, temperature=19.5, humidity=70), record(1, temperature=19.5, humidity=70),
+             record(2, temperature=19.25, humidity=71.5)])
+
+    wait_until(lambda: ingest.counts()["committed"] == 3, "three messages committed")
+    assert {k: ingest.counts()[k] for k in ("received", "committed", "stored", "duplicates", "rejected")} == {
+        "received": 3, "committed": 3, "stored": 4, "duplicates": 2, "rejected": 0}
+    rows = owner_get(hub, reg, "readings")["readings"]
+    assert sorted((r["seq"], r["quantity"], r["value"], r["transport"], r["agreement_id"]) for r in rows) == [
+        (1, "humidity", 70.0, "mqtt", reg["agreement"]["id"]),
+        (1, "temperature", 19.5, "mqtt", reg["agreement"]["id"]),
+        (2, "humidity", 71.5, "mqtt", reg["agreement"]["id"]),
+        (2, "temperature", 19.25, "mqtt", reg["agreement"]["id"]),
+    ]
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_bad_messages_are_recorded_and_the_subscriber_keeps_going(hub, operator):
+    reg = register(hub, operator)
+    url = services_of(hub).broker_url
+    ingest = services_of(hub).ingest
+    assert ingest is not None
+
+    publish(url, topic(reg), [b"\x00\x01 not json", record(1, co2=-5)])
+    publish(url, "sensing/v1/air-nobody/up", [record(1, co2=400)])
+    publish(url, topic(reg), [record(2, co2=415)])
+
+    wait_until(lambda: ingest.counts()["committed"] == 4, "four messages committed")
+    assert [(r["seq"], r["value"]) for r in owner_get(hub, reg, "readings")["readings"]] == [(2, 415.0)]
+    assert [(r["seq"], r["quantity"], r["reason"], r["excerpt"], r["transport"])
+            for r in reversed(owner_get(hub, reg, "rejections"))] == [
+        (None, None, "the message is not valid JSON", "\\x00\\x01 not json", "mqtt"),
+        (1, "co2", "co2 -5 ppm is outside the valid range 0.0 to 40000.0 ppm",
+         f'{{"seq": 1, "t": {T}, "v": {{"co2": -5}}}}', "mqtt"),
+    ]
+    with hub.app.state.engine.connect() as conn:
+        stranger = conn.execute(select(REJECTION.c.device_id, REJECTION.c.claimed_device, REJECTION.c.reason)
+                                .where(REJECTION.c.device_id.is_(None))).all()
+    assert [tuple(r) for r in stranger] == [(None, "air-nobody", "there is no device 'air-nobody'")]
+
+
+def test_a_persistent_session_keeps_messages_published_while_ingest_is_away(hub, operator, hub_settings):
+    reg = register(hub, operator)
+    services = services_of(hub)
+    assert services.ingest is not None and services.broker_url is not None
+    client_id = services.ingest.client_id
+    services.ingest.stop()
+
+    publish(services.broker_url, topic(reg), [record(1, pm2_5=8.5), record(2, pm2_5=9.0)])
+    again = MqttIngest(hub_settings, hub.app.state.engine, services.broker_url, client_id=client_id).start()
+    try:
+        wait_until(lambda: again.counts()["committed"] == 2, "the two messages kept for the session committed")
+    finally:
+        again.stop()
+    assert [(r["seq"], r["value"]) for r in owner_get(hub, reg, "readings")["readings"]] == [(1, 8.5), (2, 9.0)]
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("broker_kind", ["mosquitto"], indirect=True)
+@pytest.mark.parametrize("fresh_mosquitto", [{"persistence": True}], indirect=True)
+def test_ingest_reconnects_when_the_broker_comes_back(hub, operator, fresh_mosquitto):
+    reg = register(hub, operator)
+    ingest = services_of(hub).ingest
+    assert ingest is not None
+    publish(fresh_mosquitto.url, topic(reg), [record(1, humidity=55)])
+    wait_until(lambda: ingest.counts()["committed"] == 1, "the first message committed")
+
+    fresh_mosquitto.restart()
+    publish(fresh_mosquitto.url, topic(reg), [record(2, humidity=56)])  # kept for the session if ingest is not back
+    wait_until(lambda: ingest.counts()["connects"] == 2 and ingest.ready.is_set(), "ingest reconnected")
+    publish(fresh_mosquitto.url, topic(reg), [record(3, humidity=57)])
+
+    wait_until(lambda: ingest.counts()["committed"] == 3, "the messages after the restart committed")
+    assert [(r["seq"], r["value"]) for r in owner_get(hub, reg, "readings")["readings"]] == [
+        (1, 55.0), (2, 56.0), (3, 57.0)]
+
+
+def test_the_embedded_broker_moves_to_the_next_free_port_when_its_port_is_taken(caplog):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+
+        async def start_and_stop() -> str:
+            broker = await EmbeddedBroker("127.0.0.1", port).start()
+            try:
+                return broker.url
+            finally:
+                await broker.stop()
+
+        url = asyncio.run(start_and_stop())
+
+    moved_to = parse_broker_url(url).port
+    assert port < moved_to <= port + 20
+    assert url == f"mqtt://127.0.0.1:{moved_to}"
+    assert (f"port {port} on 127.0.0.1 is in use (another MQTT broker?): the embedded broker listens on {moved_to}"
+            in caplog.messages)
