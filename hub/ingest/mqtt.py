@@ -88,6 +88,7 @@ class MqttIngest:
         self.address = parse_broker_url(broker_url)
         self.client_id = client_id or settings.mqtt_client_id
         self.ready = threading.Event()  # subscribed on the current connection
+        self._quiet = True  # nothing has arrived on this connection yet
         self._counters = Counters()
         self._lock = threading.Lock()
         self._queue: queue.Queue[_Delivery] = queue.Queue()
@@ -151,6 +152,7 @@ class MqttIngest:
             log.warning("the broker at %s refused the connection: %s", self.broker_url, reason_code)
             return
         self._count(connects=1)
+        self._quiet = True
         log.info("connected to %s as %s (session present: %s)", self.broker_url, self.client_id,
                  flags.session_present)
         client.subscribe(TOPIC, qos=1)
@@ -171,6 +173,9 @@ class MqttIngest:
         message = Message(Transport.mqtt, device_of(msg.topic), bytes(msg.payload), utcnow())
         self._queue.put(_Delivery(msg.mid, msg.qos, message))
         self._count(received=1)
+        if self._quiet:
+            self._quiet = False
+            log.info("messages are arriving from %s", self.broker_url)
 
     # --- the worker -------------------------------------------------------------------------------------------
 
@@ -183,7 +188,8 @@ class MqttIngest:
                 return
 
     def _collect(self) -> list[_Delivery]:
-        """The next batch: up to ingest_batch_size messages, waiting at most ingest_batch_seconds after the first."""
+        """The next batch: up to ingest_batch_size messages, waiting at most ingest_batch_seconds after the first
+        (and no longer once stopping)."""
         try:
             first = self._queue.get(timeout=0.1)
         except queue.Empty:
@@ -191,12 +197,18 @@ class MqttIngest:
         batch = [first]
         deadline = time.monotonic() + self.settings.ingest_batch_seconds
         while len(batch) < self.settings.ingest_batch_size:
-            wait = 0.0 if self._stopping.is_set() else deadline - time.monotonic()
             try:
-                batch.append(self._queue.get(timeout=wait) if wait > 0 else self._queue.get_nowait())
+                batch.append(self._queue.get_nowait())
+                continue
             except queue.Empty:
-                if wait <= 0:
-                    break
+                pass
+            wait = deadline - time.monotonic()
+            if wait <= 0 or self._stopping.is_set():
+                break
+            try:  # wake at least every 0.1 s to notice a stop
+                batch.append(self._queue.get(timeout=min(wait, 0.1)))
+            except queue.Empty:
+                continue
         return batch
 
     def _commit(self, deliveries: list[_Delivery]) -> None:
