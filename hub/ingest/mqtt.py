@@ -110,6 +110,7 @@ class MqttIngest:
         client.on_connect = self._on_connect
         client.on_subscribe = self._on_subscribe
         client.on_disconnect = self._on_disconnect
+        client.on_connect_fail = self._on_connect_fail
         client.on_message = self._on_message
         return client
 
@@ -163,6 +164,9 @@ class MqttIngest:
             return
         log.info("subscribed to %s", TOPIC)
         self.ready.set()
+
+    def _on_connect_fail(self, _client, _userdata) -> None:  # type: ignore[no-untyped-def]
+        log.warning("cannot reach the broker at %s: retrying", self.broker_url)
 
     def _on_disconnect(self, _client, _userdata, _flags, reason_code, _properties) -> None:  # type: ignore[no-untyped-def]
         self.ready.clear()

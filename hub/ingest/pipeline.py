@@ -116,8 +116,6 @@ def decode(payload: bytes) -> tuple[list[dict[str, Any]], list[tuple[int, str]]]
         raise
     except (ValueError, OverflowError) as exc:  # e.g. "t": Infinity, which the JSON module accepts
         raise codec.CodecError("the message holds a time that is not a finite number") from exc
-    except RecursionError as exc:
-        raise codec.CodecError("the message nests too deeply to be read") from exc
 
 
 def oversize_reason(size: int | None, max_message_bytes: int) -> str:
