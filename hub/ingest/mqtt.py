@@ -10,20 +10,26 @@ only once its readings are committed: a message the hub had not stored when it d
 back, and storing it twice is a no-op. paho's network thread only queues messages; one worker thread stores them
 in batches, retries (with backoff, keeping the batch and its acknowledgements) while the database is away, and
 acknowledges. paho reconnects by itself when the broker goes away and comes back.
+
+A batch the database refuses the same way three times (a constraint, not a lost connection or a lock) is split
+into its messages; a message refused on its own is recorded as a rejection and acknowledged, so that one message
+cannot stop ingest for every device.
 """
 
 import logging
 import queue
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from urllib.parse import unquote, urlsplit
 
 import paho.mqtt.client as mqtt
 from sqlalchemy import Engine
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
-from hub.ingest.pipeline import Message
-from hub.ingest.store import ingest
+from hub.ingest.pipeline import Batch, Message, Rejected, rejection_row
+from hub.ingest.store import ingest, lookup, save
 from hub.models import Transport
 from hub.settings import Settings
 from hub.timeutil import utcnow
@@ -33,6 +39,7 @@ log = logging.getLogger("hub.ingest")
 TOPIC = "sensing/v1/+/up"
 KEEPALIVE = 30
 RETRY_FIRST, RETRY_MOST = 0.1, 5.0  # seconds between attempts to store a batch while the database is away
+REFUSALS_BEFORE_GIVING_UP = 3  # the same batch refused (a constraint, a bad value): not the database being away
 
 
 @dataclass(frozen=True)
@@ -217,25 +224,73 @@ class MqttIngest:
 
     def _commit(self, deliveries: list[_Delivery]) -> None:
         messages = [d.message for d in deliveries]
-        delay = RETRY_FIRST
-        while True:
-            try:
-                batch, stored = ingest(self.engine, messages, self.settings)
-                break
-            except Exception as exc:  # the database is away or failing: keep the batch, acknowledge nothing
-                self._count(db_errors=1)
-                log.warning("could not store %d messages (%s): retrying in %.1f s",
-                            len(messages), _first_line(exc), delay)
-                if self._stopping.wait(delay):
-                    log.warning("stopping with %d messages unstored: the broker will deliver them again",
-                                len(messages))
-                    return
-                delay = min(delay * 2, RETRY_MOST)
+        try:
+            result = self._store(messages)
+        except _Refused as refused:
+            if len(deliveries) > 1:  # find the message the database refuses, and store the others
+                for delivery in deliveries:
+                    self._commit([delivery])
+                return
+            result = self._give_up(deliveries[0].message, refused.__cause__)
+        if result is None:
+            log.warning("stopping with %d messages unstored: the broker will deliver them again", len(messages))
+            return
+        batch, stored = result
         for delivery in deliveries:
             self.client.ack(delivery.mid, delivery.qos)
         self._count(committed=len(deliveries), stored=stored, duplicates=len(batch.readings) - stored,
                     rejected=len(batch.rejections))
 
+    def _store(self, messages: list[Message], store: Callable[[], tuple[Batch, int]] | None = None
+               ) -> tuple[Batch, int] | None:
+        """Store, retrying with backoff while the database is away. None when stopping first; raises _Refused when
+        the database keeps refusing the batch itself (not a lost connection or a lock: the same error each time)."""
+        store = store or (lambda: ingest(self.engine, messages, self.settings))
+        delay, refusals = RETRY_FIRST, 0
+        while True:
+            try:
+                return store()
+            except Exception as exc:  # keep the batch and acknowledge nothing
+                self._count(db_errors=1)
+                if not _transient(exc):
+                    refusals += 1
+                    if refusals >= REFUSALS_BEFORE_GIVING_UP:
+                        raise _Refused() from exc
+                log.warning("could not store %d messages (%s): retrying in %.1f s",
+                            len(messages), _first_line(exc), delay)
+                if self._stopping.wait(delay):
+                    return None
+                delay = min(delay * 2, RETRY_MOST)
+
+    def _give_up(self, message: Message, exc: BaseException | None) -> tuple[Batch, int] | None:
+        """Record a message the database refuses every time as a rejection, so one message cannot stop ingest."""
+        reason = f"the hub could not store this message: {_first_line(exc) if exc else 'unknown error'}"
+        log.error("giving up on a message from %s: %s", message.device, reason)
+
+        def record() -> tuple[Batch, int]:
+            with self.engine.begin() as conn:  # with the device, when known, so its owner sees the rejection too
+                stamp = lookup(conn, [message.device]).get(message.device) if message.device else None
+                batch = Batch(rejections=[rejection_row(message, stamp, Rejected(None, None, None, reason))])
+                return batch, save(conn, batch)
+
+        try:
+            return self._store([message], record)
+        except _Refused:
+            return Batch(), 0  # not even the rejection can be stored: logged above, acknowledged all the same
+
+
+class _Refused(Exception):
+    """The database refused a batch the same way several times."""
+
+
+def _transient(exc: BaseException) -> bool:
+    """A lost connection, a lock, a database that is down: worth retrying as long as it takes."""
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    return isinstance(exc, OperationalError | InterfaceError)
+
 
 def _first_line(exc: BaseException) -> str:
+    if isinstance(exc, DBAPIError) and exc.orig is not None:
+        exc = exc.orig  # the database's own words, without SQLAlchemy's "(module.Class)" prefix
     return (str(exc).splitlines() or [type(exc).__name__])[0]

@@ -120,6 +120,40 @@ def test_a_database_error_keeps_the_batch_and_retries_until_it_is_stored(client,
     assert ingest.counts()["stored"] == 6
 
 
+def refuse_thirteen(database_url: str, engine) -> str:
+    """Make the real database refuse any reading of 13; returns the database's own words for it."""
+    with engine.begin() as conn:
+        if make_url(database_url).get_backend_name() == "sqlite":
+            conn.exec_driver_sql("CREATE TRIGGER refuse_13 BEFORE INSERT ON reading WHEN NEW.value = 13 "
+                                 "BEGIN SELECT RAISE(ABORT, 'the value 13 is refused'); END")
+            return "the value 13 is refused"
+        conn.exec_driver_sql("ALTER TABLE reading ADD CONSTRAINT refuse_13 CHECK (value <> 13)")
+        return 'new row for relation "reading" violates check constraint "refuse_13"'
+
+
+def test_a_message_the_database_always_refuses_is_recorded_and_the_rest_stored(client, register, fresh_mosquitto,
+                                                                               hub_settings, database_url):
+    reg = register()
+    engine = client.app.state.engine
+    words = refuse_thirteen(database_url, engine)
+    settings = hub_settings.model_copy(update={"mqtt_client_id": f"test-{uuid.uuid4().hex[:8]}",
+                                               "ingest_batch_seconds": 0.5})
+    ingest = MqttIngest(settings, engine, fresh_mosquitto.url).start()
+    try:
+        assert ingest.wait_ready(WAIT), "ingest did not subscribe"
+        payloads = [json.dumps({"seq": s, "t": T, "v": {"co2": v}}).encode() for s, v in ((1, 400), (2, 13), (3, 410))]
+        publish(fresh_mosquitto, f"sensing/v1/{reg['device']['public_id']}/up", payloads)
+        wait_until(lambda: ingest.counts()["committed"] == 3, "every message committed or recorded")
+    finally:
+        ingest.stop()
+    assert stored(engine) == [(1, "co2", 1), (3, "co2", 1)]
+    response = client.get(f"/api/v1/devices/{reg['device']['public_id']}/rejections",
+                          headers={"Authorization": f"Bearer {reg['owner_token']}"})
+    assert response.status_code == 200, response.text
+    assert [(r["seq"], r["reason"], r["excerpt"]) for r in response.json()] == [
+        (None, f"the hub could not store this message: {words}", f'{{"seq": 2, "t": {T}, "v": {{"co2": 13}}}}')]
+
+
 # --- the worker as a process -----------------------------------------------------------------------------------
 
 
