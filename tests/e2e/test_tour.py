@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from tests.e2e.conftest import SENSING, RunningHub
+from tests.firmware.support import REPO
 from tests.services import require
 
 
@@ -82,17 +83,38 @@ def test_tour_register_publish_with_mosquitto_pub_and_download(running_hub, tmp_
 
 
 def test_firmware_under_micropython_publishes_to_the_hub(running_hub, micropython, tmp_path):
-    pytest.importorskip("firmware.app")
     device = register(running_hub)
+    state = tmp_path / "device-state"
+    state.mkdir()
     config = {
         "device_id": device["id"],
         "secret": device["secret"],
-        "broker": {"host": "127.0.0.1", "port": running_hub.mqtt_port},
-        "interval": 0.1,
+        "broker_port": running_hub.mqtt_port,
+        "interval": 0.2,
+        "cycles": 3,
+        "drain_seconds": 10,
+        "state_dir": str(state),
     }
     (tmp_path / "config.json").write_text(json.dumps(config))
-    # Filled in with the firmware's runner once it lands; see docs/firmware.md.
-    pytest.skip("firmware runner not wired yet")
+    # The command docs/firmware.md gives, run from the repository root.
+    result = subprocess.run(
+        [micropython, "-m", "firmware.main", str(tmp_path / "config.json")],
+        env={"MICROPYPATH": str(REPO)},
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+    owner = {"Authorization": f"Bearer {device['owner']}"}
+    url = f"{running_hub.url}/api/v1/devices/{device['id']}/readings"
+    readings = wait_for(lambda: (rows := httpx.get(url, headers=owner).json()["readings"]) and len(rows) >= 6 and rows)
+    assert sorted({r["seq"] for r in readings}) == [0, 1, 2]
+    assert {r["quantity"] for r in readings} == {"temperature", "humidity"}
+    assert all(r["transport"] == "mqtt" for r in readings)
+    open_rows = httpx.get(f"{running_hub.url}/api/v1/open/readings", params={"device": device["id"]}).json()
+    assert len(open_rows["readings"]) == 6
 
 
 def test_cli_failures_are_one_sentence(running_hub, tmp_path):
