@@ -137,8 +137,11 @@ def _records(
     records, errors = decode(message.payload)
     # A malformed record's seq is not trusted, so its rejection carries none.
     outcome.rejected.extend(Rejected(index, None, None, reason) for index, reason in errors)
-    malformed = {index for index, _ in errors}
-    indexes = [i for i in range(len(records) + len(errors)) if i not in malformed]
+    if errors:
+        malformed = {index for index, _ in errors}
+        indexes: Sequence[int] = [i for i in range(len(records) + len(errors)) if i not in malformed]
+    else:
+        indexes = range(len(records))
     for index, record in zip(indexes, records, strict=True):
         seq, t = record["seq"], record["t"]
         if seq > MAX_SEQ:
@@ -165,7 +168,8 @@ def _records(
                 }
             )
             outcome.readings += 1
-    outcome.rejected.sort(key=lambda r: r.index)  # in the message's order
+    if outcome.rejected:
+        outcome.rejected.sort(key=lambda r: r.index)  # in the message's order
 
 
 def process_one(message: Message, stamp: Stamp | None, max_message_bytes: int, max_future_seconds: int,
