@@ -55,6 +55,8 @@ def serve(
     if port:
         settings.port = port
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for chatty in ("transitions", "amqtt"):  # the embedded broker logs every state change at INFO
+        logging.getLogger(chatty).setLevel(logging.WARNING)
     hub_app = create_app(settings, on_ready=lambda a: console.print(banner(a, settings), highlight=False))
     try:
         uvicorn.run(hub_app, host=settings.host, port=settings.port, log_level="info")
@@ -65,12 +67,12 @@ def serve(
 @app.command()
 def ingest() -> None:
     """Run only the MQTT ingest worker against SENSING_BROKER_URL (several may share the load)."""
-    from hub.ingest.__main__ import main
+    from hub.ingest.worker import main
 
     settings = _settings()
     if not settings.broker_url:
         abort("A standalone ingest worker needs SENSING_BROKER_URL, the broker the devices publish to.")
-    main()
+    raise typer.Exit(main())
 
 
 @app.command()

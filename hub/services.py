@@ -23,7 +23,13 @@ class HubServices:
                 self.settings.embedded_broker_host, self.settings.embedded_broker_port
             ).start()
             self.broker_url = self.broker.url
-        self.ingest = MqttIngest(self.settings, self.engine, self.broker_url).start()
+        # The embedded broker (amqtt) speaks only MQTT 3.1.1, without shared subscriptions. With a broker of its own
+        # the hub speaks MQTT 5 and joins the share group, so `sensing hub ingest` workers beside it split the load.
+        external = self.broker is None
+        share_group = self.settings.ingest_share_group if external else ""
+        self.ingest = MqttIngest(
+            self.settings, self.engine, self.broker_url, share_group=share_group, mqtt5=external
+        ).start()
 
     async def stop(self) -> None:
         if self.ingest is not None:

@@ -36,6 +36,11 @@ class Settings(BaseSettings):
     open_data_licence_url: str = "https://opendatacommons.org/licenses/odbl/1-0/"
     open_data_attribution: str = "Residents and community groups contributing to this hub"
     mqtt_client_id: str = "sensing-hub-ingest"
+    # With a broker of your own, every ingest subscriber (the hub's and `sensing hub ingest` workers) joins this
+    # shared-subscription group, so they split the messages instead of each storing them all. Empty: a plain
+    # subscription (see docs/operators.md for the trade-off).
+    ingest_share_group: str = Field(default="", pattern=r"^[A-Za-z0-9_-]*$")
+    ingest_workers: int = Field(default=1, ge=1, le=32)
     ingest_batch_size: int = 500
     ingest_batch_seconds: float = 0.05
     max_message_bytes: int = 64 * 1024
@@ -52,6 +57,15 @@ class Settings(BaseSettings):
                 )
             if len(key) < 24:
                 raise UnsafeSettings("SENSING_OPERATOR_KEY is too short: use at least 24 characters")
+        return self
+
+    @model_validator(mode="after")
+    def _workers_share(self) -> "Settings":
+        if self.ingest_workers > 1 and not self.ingest_share_group:
+            raise ValueError(
+                "SENSING_INGEST_WORKERS above 1 needs SENSING_INGEST_SHARE_GROUP (e.g. sensing-hub), "
+                "or every worker would store every message"
+            )
         return self
 
     @property

@@ -5,7 +5,8 @@
     ...
     ingest.stop()
 
-QoS 1 on a persistent session (MQTT 3.1.1, clean_session off, a fixed client id), and each message is acknowledged
+QoS 1 on a persistent session (a fixed client id; MQTT 5 with a session expiry, or MQTT 3.1.1 with clean_session off
+for the embedded broker, which speaks only that), and each message is acknowledged
 only once its readings are committed: a message the hub had not stored when it died is redelivered when it comes
 back, and storing it twice is a no-op. paho's network thread only queues messages; one worker thread stores them
 in batches, retries (with backoff, keeping the batch and its acknowledgements) while the database is away, and
@@ -25,6 +26,8 @@ from dataclasses import asdict, dataclass
 from urllib.parse import unquote, urlsplit
 
 import paho.mqtt.client as mqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
@@ -38,6 +41,7 @@ log = logging.getLogger("hub.ingest")
 
 TOPIC = "sensing/v1/+/up"
 KEEPALIVE = 30
+SESSION_EXPIRY = 7 * 24 * 3600  # seconds the broker keeps an absent worker's session and its messages (MQTT 5)
 RETRY_FIRST, RETRY_MOST = 0.1, 5.0  # seconds between attempts to store a batch while the database is away
 REFUSALS_BEFORE_GIVING_UP = 3  # the same batch refused (a constraint, a bad value): not the database being away
 
@@ -61,6 +65,11 @@ def parse_broker_url(url: str) -> BrokerAddress:
         unquote(parts.username) if parts.username else None,
         unquote(parts.password) if parts.password else None,
     )
+
+
+def subscription(share_group: str) -> str:
+    """The topic filter to subscribe to: shared between the workers of a group, or plain."""
+    return f"$share/{share_group}/{TOPIC}" if share_group else TOPIC
 
 
 def device_of(topic: str) -> str | None:
@@ -88,29 +97,46 @@ class _Delivery:
 
 
 class MqttIngest:
-    def __init__(self, settings: Settings, engine: Engine, broker_url: str, *, client_id: str | None = None):
+    def __init__(
+        self,
+        settings: Settings,
+        engine: Engine,
+        broker_url: str,
+        *,
+        client_id: str | None = None,
+        share_group: str = "",
+        mqtt5: bool = True,
+    ):
         self.settings = settings
         self.engine = engine
         self.broker_url = broker_url
         self.address = parse_broker_url(broker_url)
         self.client_id = client_id or settings.mqtt_client_id
+        self.topic = subscription(share_group)
+        self.mqtt5 = mqtt5
         self.ready = threading.Event()  # subscribed on the current connection
         self._quiet = True  # nothing has arrived on this connection yet
         self._counters = Counters()
+        self._received = 0
         self._lock = threading.Lock()
-        self._queue: queue.Queue[_Delivery] = queue.Queue()
+        self._queue: queue.SimpleQueue[_Delivery] = queue.SimpleQueue()  # C-implemented: the hot path
         self._stopping = threading.Event()
         self._worker = threading.Thread(target=self._work, name="ingest-worker", daemon=True)
         self.client = self._make_client()
 
     def _make_client(self) -> mqtt.Client:
-        client = mqtt.Client(
-            mqtt.CallbackAPIVersion.VERSION2,
-            client_id=self.client_id,
-            clean_session=False,  # the broker keeps our subscription and unacknowledged messages while we are away
-            protocol=mqtt.MQTTv311,  # what Mosquitto and the embedded amqtt broker both speak
-            manual_ack=True,
-        )
+        if self.mqtt5:
+            client = mqtt.Client(
+                mqtt.CallbackAPIVersion.VERSION2, client_id=self.client_id, protocol=mqtt.MQTTv5, manual_ack=True
+            )
+        else:
+            client = mqtt.Client(
+                mqtt.CallbackAPIVersion.VERSION2,
+                client_id=self.client_id,
+                clean_session=False,  # the broker keeps our subscription and unacknowledged messages while away
+                protocol=mqtt.MQTTv311,
+                manual_ack=True,
+            )
         if self.address.username is not None:
             client.username_pw_set(self.address.username, self.address.password)
         client.reconnect_delay_set(min_delay=1, max_delay=5)
@@ -126,7 +152,17 @@ class MqttIngest:
     def start(self) -> "MqttIngest":
         """Connect (retrying until the broker is there) and start storing. Returns at once."""
         self._worker.start()
-        self.client.connect_async(self.address.host, self.address.port, keepalive=KEEPALIVE)
+        if self.mqtt5:
+            properties = Properties(PacketTypes.CONNECT)
+            properties.SessionExpiryInterval = SESSION_EXPIRY  # keep our session and messages while we are away
+            # How many unacknowledged messages the broker may send us. MQTT 3.1.1 has no way to say: Mosquitto
+            # then allows its max_inflight_messages (20 by default), and a batch could never be larger.
+            properties.ReceiveMaximum = min(65535, 2 * self.settings.ingest_batch_size)
+            self.client.connect_async(
+                self.address.host, self.address.port, keepalive=KEEPALIVE, clean_start=False, properties=properties
+            )
+        else:
+            self.client.connect_async(self.address.host, self.address.port, keepalive=KEEPALIVE)
         self.client.loop_start()
         return self
 
@@ -146,7 +182,7 @@ class MqttIngest:
 
     def counts(self) -> dict[str, int]:
         with self._lock:
-            return asdict(self._counters)
+            return asdict(self._counters) | {"received": self._received}
 
     def _count(self, **deltas: int) -> None:
         with self._lock:
@@ -163,13 +199,13 @@ class MqttIngest:
         self._quiet = True
         log.info("connected to %s as %s (session present: %s)", self.broker_url, self.client_id,
                  flags.session_present)
-        client.subscribe(TOPIC, qos=1)
+        client.subscribe(self.topic, qos=1)
 
     def _on_subscribe(self, _client, _userdata, _mid, reason_codes, _properties) -> None:  # type: ignore[no-untyped-def]
         if any(code.is_failure for code in reason_codes):
-            log.error("the broker refused the subscription to %s: %s", TOPIC, reason_codes)
+            log.error("the broker refused the subscription to %s: %s", self.topic, reason_codes)
             return
-        log.info("subscribed to %s", TOPIC)
+        log.info("subscribed to %s", self.topic)
         self.ready.set()
 
     def _on_connect_fail(self, _client, _userdata) -> None:  # type: ignore[no-untyped-def]
@@ -183,7 +219,7 @@ class MqttIngest:
     def _on_message(self, _client, _userdata, msg: mqtt.MQTTMessage) -> None:
         message = Message(Transport.mqtt, device_of(msg.topic), bytes(msg.payload), utcnow())
         self._queue.put(_Delivery(msg.mid, msg.qos, message))
-        self._count(received=1)
+        self._received += 1  # only this thread writes it: no lock on the hot path
         if self._quiet:
             self._quiet = False
             log.info("messages are arriving from %s", self.broker_url)

@@ -1,12 +1,17 @@
-"""A standalone ingest worker: `python -m hub.ingest` (and `sensing hub ingest`).
+"""Standalone ingest workers: `python -m hub.ingest` (and `sensing hub ingest`).
 
 Applies the migrations, then subscribes to SENSING_BROKER_URL and stores readings until SIGTERM or SIGINT.
 Without a broker URL it joins the embedded broker of a hub running on this machine (SENSING_EMBEDDED_BROKER_*).
-Several workers may run at once against Mosquitto if each has its own SENSING_MQTT_CLIENT_ID (MQTT 5 shared
-subscriptions, for splitting the load rather than copying it, come later).
+
+With a broker of your own, SENSING_INGEST_WORKERS=N runs N worker processes, members of one shared subscription
+(SENSING_INGEST_SHARE_GROUP), so the broker splits the messages between them: one Python MQTT client spends most
+of a core receiving, leaving little for storing; two processes on two cores keep up with the broker. Each worker
+has its own persistent session, `{SENSING_MQTT_CLIENT_ID}-{n}`: keep N steady, because the broker keeps handing a
+share of the messages to the session of a worker that no longer runs, until a worker with its id comes back.
 """
 
 import logging
+import multiprocessing
 import signal
 import sys
 import threading
@@ -20,30 +25,76 @@ from hub.settings import Settings
 log = logging.getLogger("hub.ingest")
 
 
-def main() -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+def _settings() -> Settings | None:
     try:
-        settings = Settings()
+        return Settings()
     except ValidationError as exc:  # one sentence per problem, as the CLI prints them
         for error in exc.errors():
             print(f"sensing ingest: {error['msg'].removeprefix('Value error, ')}", file=sys.stderr)
-        return 2
-    broker_url = settings.broker_url or f"mqtt://{settings.embedded_broker_host}:{settings.embedded_broker_port}"
-    engine = make_engine(settings.sqlalchemy_url)
-    migrate(engine)
+        return None
+
+
+def _stop_on_signals() -> threading.Event:
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
-    ingest = MqttIngest(settings, engine, broker_url).start()
-    log.info("ingest worker storing readings from %s; stop with Ctrl-C or SIGTERM", broker_url)
+    return stop
+
+
+def run_worker(settings: Settings, client_id: str, share_group: str) -> None:
+    """One worker: subscribe and store until told to stop."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    stop = _stop_on_signals()
+    broker_url = settings.broker_url or f"mqtt://{settings.embedded_broker_host}:{settings.embedded_broker_port}"
+    engine = make_engine(settings.sqlalchemy_url)
+    external = bool(settings.broker_url)  # the embedded broker speaks only MQTT 3.1.1
+    ingest = MqttIngest(
+        settings, engine, broker_url, client_id=client_id, share_group=share_group, mqtt5=external
+    ).start()
+    log.info("ingest worker %s storing readings from %s; stop with Ctrl-C or SIGTERM", client_id, broker_url)
     try:
         stop.wait()
     finally:
         ingest.stop()
         engine.dispose()
-        log.info("ingest worker stopped: %s", ingest.counts())
-    return 0
+        log.info("ingest worker %s stopped: %s", client_id, ingest.counts())
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+def main() -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    settings = _settings()
+    if settings is None:
+        return 2
+    if settings.ingest_workers > 1 and not settings.broker_url:
+        print("sensing ingest: several workers need a broker of your own (SENSING_BROKER_URL)", file=sys.stderr)
+        return 2
+    engine = make_engine(settings.sqlalchemy_url)
+    migrate(engine)  # once, before any worker starts
+    engine.dispose()
+    # The embedded broker has no shared subscriptions: one plain subscriber there.
+    share_group = settings.ingest_share_group if settings.broker_url else ""
+    if settings.ingest_workers == 1:
+        run_worker(settings, settings.mqtt_client_id, share_group)
+        return 0
+    stop = _stop_on_signals()
+    context = multiprocessing.get_context("spawn")
+    workers = [
+        context.Process(
+            target=run_worker,
+            args=(settings, f"{settings.mqtt_client_id}-{n}", share_group),
+            name=f"ingest-{n}",
+        )
+        for n in range(1, settings.ingest_workers + 1)
+    ]
+    for worker in workers:
+        worker.start()
+    while not stop.wait(1):
+        if any(not w.is_alive() for w in workers):
+            log.error("an ingest worker exited: stopping the others")
+            break
+    for worker in workers:
+        if worker.is_alive():
+            worker.terminate()  # SIGTERM: the worker stores and acknowledges what it holds
+    for worker in workers:
+        worker.join(30)
+    return 0 if stop.is_set() else 1

@@ -149,7 +149,10 @@ def test_a_persistent_session_keeps_messages_published_while_ingest_is_away(hub,
     services.ingest.stop()
 
     publish(services.broker_url, topic(reg), [record(1, pm2_5=8.5), record(2, pm2_5=9.0)])
-    again = MqttIngest(hub_settings, hub.app.state.engine, services.broker_url, client_id=client_id).start()
+    external = services.broker is None  # as HubServices subscribes: shared and MQTT 5 on a broker of our own
+    settings = hub.app.state.settings
+    again = MqttIngest(settings, hub.app.state.engine, services.broker_url, client_id=client_id,
+                       share_group=settings.ingest_share_group if external else "", mqtt5=external).start()
     try:
         wait_until(lambda: again.counts()["committed"] == 2, "the two messages kept for the session committed")
     finally:

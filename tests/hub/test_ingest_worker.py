@@ -247,7 +247,7 @@ def test_a_stopped_worker_stores_what_it_holds_before_it_exits(client, register,
 
     assert process.terminate() == 0
     assert stored(engine) == once_each(range(5))
-    assert "ingest worker stopped: {'received': 5, 'committed': 5, 'stored': 10," in process.text()
+    assert "stopped: {'received': 5, 'committed': 5, 'stored': 10," in process.text()
 
 
 def test_the_worker_refuses_unsafe_settings_in_one_sentence(tmp_path):
@@ -259,3 +259,38 @@ def test_the_worker_refuses_unsafe_settings_in_one_sentence(tmp_path):
     assert done.stderr == (
         "sensing ingest: SENSING_OPERATOR_KEY must be set to a strong secret outside development "
         "(generate one with: python -c 'import secrets; print(secrets.token_urlsafe(32))')\n")
+
+
+def test_several_workers_share_the_subscription_and_store_each_message_once(client, register, fresh_mosquitto, worker):
+    reg = register()
+    engine = client.app.state.engine
+    client_id = f"test-share-{uuid.uuid4().hex[:8]}"
+    workers = worker(fresh_mosquitto.url, client_id, SENSING_INGEST_WORKERS="2", SENSING_INGEST_SHARE_GROUP="hubs")
+    subscribed = "subscribed to $share/hubs/sensing/v1/+/up"
+    wait_until(lambda: workers.text().count(subscribed) == 2, "both workers subscribed")
+
+    publish(fresh_mosquitto, f"sensing/v1/{reg['device']['public_id']}/up", records(range(200)))
+    wait_until(lambda: len(stored(engine)) == 400, "all 200 messages stored")
+    assert stored(engine) == once_each(range(200))
+
+    assert workers.terminate() == 0
+    committed = {
+        line.split(" stopped: ")[0].rsplit(" ", 1)[1]: int(line.split("'committed': ")[1].split(",")[0])
+        for line in workers.text().splitlines()
+        if " stopped: {" in line
+    }
+    assert sorted(committed) == [f"{client_id}-1", f"{client_id}-2"]
+    assert sum(committed.values()) == 200 and min(committed.values()) > 0  # the broker split the work
+
+
+def test_several_workers_need_a_share_group(tmp_path):
+    environment = {**os.environ, "PYTHONPATH": str(REPO), "SENSING_ENVIRONMENT": "test",
+                   "SENSING_OPERATOR_KEY": OPERATOR_KEY, "SENSING_BROKER_URL": "mqtt://127.0.0.1:1",
+                   "SENSING_INGEST_WORKERS": "2"}
+    done = subprocess.run([sys.executable, "-m", "hub.ingest"], cwd=tmp_path, env=environment,
+                          capture_output=True, text=True, timeout=WAIT)
+    assert done.returncode == 2
+    assert done.stderr == (
+        "sensing ingest: SENSING_INGEST_WORKERS above 1 needs SENSING_INGEST_SHARE_GROUP (e.g. sensing-hub), "
+        "or every worker would store every message\n"
+    )
