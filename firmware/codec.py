@@ -73,7 +73,8 @@ def check_record(rec):
     if not _is_int(seq) or seq < 0:
         return "'seq' must be a non-negative integer"
     t = rec.get("t")
-    if not _is_number(t) or t < 0:
+    # Written so that NaN fails too; 1e11 s is the year 5138, far past any real clock and any date type.
+    if not _is_number(t) or not (0 <= t < 1e11):
         return "'t' must be Unix epoch seconds (a non-negative number)"
     v = rec.get("v")
     if not isinstance(v, dict) or not v:

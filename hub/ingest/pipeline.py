@@ -108,16 +108,6 @@ def refuse(message: Message, stamp: Stamp | None, refusal: Refusal, reason: str,
     return Outcome(refusal=refusal, reason=reason)
 
 
-def decode(payload: bytes) -> tuple[list[dict[str, Any]], list[tuple[int, str]]]:
-    """The codec's decode_json, with every way a payload can fail to read turned into a CodecError."""
-    try:
-        return codec.decode_json(payload)
-    except codec.CodecError:
-        raise
-    except (ValueError, OverflowError) as exc:  # e.g. "t": Infinity, which the JSON module accepts
-        raise codec.CodecError("the message holds a time that is not a finite number") from exc
-
-
 def oversize_reason(size: int | None, max_message_bytes: int) -> str:
     """Why a message is too big; `size` None when only the first bytes of it were read."""
     told = f"{size} bytes" if size is not None else "too big"
@@ -134,7 +124,7 @@ def future_reason(t: int, now: datetime, max_future_seconds: int) -> str | None:
 def _records(
     message: Message, stamp: Stamp, now: datetime, max_future_seconds: int, batch: Batch, outcome: Outcome
 ) -> None:
-    records, errors = decode(message.payload)
+    records, errors = codec.decode_json(message.payload)
     # A malformed record's seq is not trusted, so its rejection carries none.
     outcome.rejected.extend(Rejected(index, None, None, reason) for index, reason in errors)
     if errors:

@@ -39,8 +39,6 @@ def test_whole_message_refusals_say_why():
         (run(b'{"seq": 1}', device="air-gone"), Refusal.no_consent,
          "consent for device 'air-gone' has been withdrawn, so its readings are refused"),
         (run(b"[]"), Refusal.unreadable, "the message holds no records"),
-        (run(b'{"seq": 1, "t": Infinity, "v": {"co2": 1}}'), Refusal.unreadable,
-         "the message holds a time that is not a finite number"),
         (run(b"[" * 100_000 + b"]" * 100_000, max_message_bytes=10**6), Refusal.unreadable,
          "the message is not valid JSON"),
     ]
@@ -48,6 +46,15 @@ def test_whole_message_refusals_say_why():
         assert (batch.outcomes[0].refusal, batch.outcomes[0].reason) == (refusal, reason)
         assert batch.readings == []
         assert [r["reason"] for r in batch.rejections] == [reason]
+
+
+def test_a_time_that_is_not_finite_is_rejected_and_the_rest_kept():
+    batch = run(b'[{"seq": 1, "t": Infinity, "v": {"co2": 1}}, {"seq": 2, "t": NaN, "v": {"co2": 1}},'
+                b' {"seq": 3, "t": %d, "v": {"co2": 2}}]' % T)
+
+    reason = "'t' must be Unix epoch seconds (a non-negative number)"
+    assert batch.outcomes[0].rejected == [Rejected(0, None, None, reason), Rejected(1, None, None, reason)]
+    assert [r["seq"] for r in batch.readings] == [3]
 
 
 def test_a_seq_too_big_for_the_store_is_rejected_and_the_rest_kept():
