@@ -28,8 +28,11 @@ class RunningHub:
         return self.output.read_text(errors="replace")
 
 
-def start_hub(tmp_path: Path, extra_env: dict[str, str] | None = None) -> tuple[subprocess.Popen, RunningHub]:
-    http_port, mqtt_port = free_port(), free_port()
+def start_hub(
+    tmp_path: Path, extra_env: dict[str, str] | None = None, mqtt_port: int | None = None
+) -> tuple[subprocess.Popen, RunningHub]:
+    """`sensing hub serve` on free ports; with `mqtt_port`, the broker given in extra_env listens there."""
+    http_port, mqtt_port = free_port(), mqtt_port or free_port()
     data_dir = tmp_path / "hub-data"
     env = {
         **os.environ,
@@ -75,7 +78,22 @@ def stop_hub(proc: subprocess.Popen) -> None:
 
 @pytest.fixture
 def running_hub(tmp_path: Path) -> Iterator[RunningHub]:
+    """The hub as `make run` starts it: SQLite in its data directory and its embedded broker."""
     proc, hub = start_hub(tmp_path)
+    try:
+        yield hub
+    finally:
+        stop_hub(proc)
+
+
+@pytest.fixture(params=["embedded", "mosquitto"])
+def hub_and_broker(request, tmp_path: Path) -> Iterator[RunningHub]:
+    """The hub with its embedded broker, or with a Mosquitto of the test's own (SENSING_BROKER_URL)."""
+    if request.param == "embedded":
+        yield request.getfixturevalue("running_hub")
+        return
+    broker = request.getfixturevalue("fresh_mosquitto")
+    proc, hub = start_hub(tmp_path, {"SENSING_BROKER_URL": broker.url}, mqtt_port=broker.port)
     try:
         yield hub
     finally:

@@ -82,7 +82,8 @@ def test_tour_register_publish_with_mosquitto_pub_and_download(running_hub, tmp_
     ]
 
 
-def test_firmware_under_micropython_publishes_to_the_hub(running_hub, micropython, tmp_path):
+def test_firmware_under_micropython_publishes_to_the_hub(hub_and_broker, micropython, tmp_path):
+    running_hub = hub_and_broker
     device = register(running_hub)
     state = tmp_path / "device-state"
     state.mkdir()
