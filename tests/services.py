@@ -338,3 +338,37 @@ class PostgresDatabase:
         with psycopg.connect(_psycopg_conninfo(self.admin_url), autocommit=True,
                              connect_timeout=PG_CONNECT_TIMEOUT) as conn:
             conn.execute(statement)
+
+
+# ------------------------------------------------------------------------------------------------ Waiting, publishing
+
+WAIT = 15.0  # seconds: the bound on every wait for a broker, a worker or a hub
+
+
+def wait_until(condition, what: str, wait: float = WAIT) -> None:
+    """Poll `condition` until it is true; fail saying `what` was awaited once `wait` seconds have passed."""
+    deadline = time.monotonic() + wait
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not within {wait:.0f} s")
+        time.sleep(0.02)
+
+
+def publish(broker_url: str, topic: str, payloads: list[bytes]) -> None:
+    """Publish at QoS 1 (MQTT 3.1.1, as devices do) and wait for the broker's PUBACK of each message."""
+    from urllib.parse import urlsplit
+
+    import paho.mqtt.client as mqtt
+
+    address = urlsplit(broker_url)
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv311)
+    client.connect(address.hostname, address.port or 1883)
+    client.loop_start()
+    try:
+        infos = [client.publish(topic, payload, qos=1) for payload in payloads]
+        for info in infos:
+            info.wait_for_publish(timeout=WAIT)
+            assert info.is_published(), "the broker did not acknowledge a message in time"
+    finally:
+        client.disconnect()
+        client.loop_stop()

@@ -8,25 +8,15 @@ import subprocess
 import time
 
 import httpx
-import pytest
 
 from tests.e2e.conftest import SENSING, RunningHub
 from tests.firmware.support import REPO
-from tests.services import require
+from tests.services import require, wait_until
 
 
 def sensing(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([SENSING, *args], capture_output=True, text=True, timeout=60, env=env)
 
-
-def wait_for(predicate, timeout: float = 15.0):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    pytest.fail("timed out waiting for the hub")
 
 
 def register(hub: RunningHub, sharing: str = "open") -> dict[str, str]:
@@ -65,7 +55,8 @@ def test_tour_register_publish_with_mosquitto_pub_and_download(running_hub, tmp_
 
     owner = {"Authorization": f"Bearer {device['owner']}"}
     url = f"{running_hub.url}/api/v1/devices/{device['id']}/readings"
-    readings = wait_for(lambda: httpx.get(url, headers=owner).json()["readings"])
+    wait_until(lambda: httpx.get(url, headers=owner).json()["readings"], "the reading stored at the hub")
+    readings = httpx.get(url, headers=owner).json()["readings"]
     assert sorted((r["quantity"], r["value"], r["unit"]) for r in readings) == [
         ("humidity", 63.5, "%"),
         ("temperature", 21.4, "°C"),
@@ -110,7 +101,8 @@ def test_firmware_under_micropython_publishes_to_the_hub(hub_and_broker, micropy
 
     owner = {"Authorization": f"Bearer {device['owner']}"}
     url = f"{running_hub.url}/api/v1/devices/{device['id']}/readings"
-    readings = wait_for(lambda: (rows := httpx.get(url, headers=owner).json()["readings"]) and len(rows) >= 6 and rows)
+    wait_until(lambda: len(httpx.get(url, headers=owner).json()["readings"]) >= 6, "six readings stored at the hub")
+    readings = httpx.get(url, headers=owner).json()["readings"]
     assert sorted({r["seq"] for r in readings}) == [0, 1, 2]
     assert {r["quantity"] for r in readings} == {"temperature", "humidity"}
     assert all(r["transport"] == "mqtt" for r in readings)

@@ -5,10 +5,9 @@ import json
 import socket
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
-import paho.mqtt.client as mqtt
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
@@ -20,34 +19,9 @@ from hub.ingest.store import REJECTION
 from hub.services import HubServices
 from hub.settings import Settings
 from tests.hub.conftest import device_body
-from tests.services import free_port
+from tests.services import WAIT, free_port, publish, wait_until
 
-WAIT = 15.0  # seconds: the bound on every wait for the broker or the ingest worker
 T = int(time.time()) - 60
-
-
-def wait_until(condition: Callable[[], bool], what: str, wait: float = WAIT) -> None:
-    deadline = time.monotonic() + wait
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {wait:.0f} s")
-        time.sleep(0.02)
-
-
-def publish(broker_url: str, topic: str, payloads: list[bytes]) -> None:
-    """Publish at QoS 1 and wait for the broker's PUBACK of each."""
-    address = parse_broker_url(broker_url)
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv311)
-    client.connect(address.host, address.port)
-    client.loop_start()
-    try:
-        infos = [client.publish(topic, payload, qos=1) for payload in payloads]
-        for info in infos:
-            info.wait_for_publish(timeout=WAIT)
-            assert info.is_published(), "the broker did not acknowledge a message in time"
-    finally:
-        client.disconnect()
-        client.loop_stop()
 
 
 def record(seq: int, **values: float) -> bytes:

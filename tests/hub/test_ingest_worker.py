@@ -13,7 +13,6 @@ import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import paho.mqtt.client as mqtt
 import psycopg
 import pytest
 from sqlalchemy import create_engine, func, select
@@ -23,32 +22,10 @@ import hub
 from hub.ingest.mqtt import MqttIngest
 from hub.ingest.store import READING
 from tests.hub.conftest import OPERATOR_KEY
+from tests.services import WAIT, publish, wait_until
 
-WAIT = 15.0  # seconds: the bound on every wait
 T = int(time.time()) - 60
 REPO = Path(hub.__file__).resolve().parent.parent
-
-
-def wait_until(condition: Callable[[], bool], what: str, wait: float = WAIT) -> None:
-    deadline = time.monotonic() + wait
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {wait:.0f} s")
-        time.sleep(0.02)
-
-
-def publish(broker, topic: str, payloads: list[bytes]) -> None:
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv311)
-    client.connect(broker.host, broker.port)
-    client.loop_start()
-    try:
-        infos = [client.publish(topic, payload, qos=1) for payload in payloads]
-        for info in infos:
-            info.wait_for_publish(timeout=WAIT)
-            assert info.is_published(), "the broker did not acknowledge a message in time"
-    finally:
-        client.disconnect()
-        client.loop_stop()
 
 
 def records(seqs: range) -> list[bytes]:
@@ -105,7 +82,7 @@ def test_a_database_error_keeps_the_batch_and_retries_until_it_is_stored(client,
     try:
         assert ingest.wait_ready(WAIT), "ingest did not subscribe"
         lock = TableLock(database_url)
-        publish(fresh_mosquitto, f"sensing/v1/{reg['device']['public_id']}/up", records(range(1, 4)))
+        publish(fresh_mosquitto.url, f"sensing/v1/{reg['device']['public_id']}/up", records(range(1, 4)))
         wait_until(lambda: ingest.counts()["db_errors"] >= 2, "two failed attempts to store")
         assert ingest.counts()["committed"] == 0
         lock.release()
@@ -142,7 +119,7 @@ def test_a_message_the_database_always_refuses_is_recorded_and_the_rest_stored(c
     try:
         assert ingest.wait_ready(WAIT), "ingest did not subscribe"
         payloads = [json.dumps({"seq": s, "t": T, "v": {"co2": v}}).encode() for s, v in ((1, 400), (2, 13), (3, 410))]
-        publish(fresh_mosquitto, f"sensing/v1/{reg['device']['public_id']}/up", payloads)
+        publish(fresh_mosquitto.url, f"sensing/v1/{reg['device']['public_id']}/up", payloads)
         wait_until(lambda: ingest.counts()["committed"] == 3, "every message committed or recorded")
     finally:
         ingest.stop()
@@ -219,7 +196,7 @@ def test_a_killed_worker_loses_nothing_and_stores_nothing_twice(client, register
     first = worker(fresh_mosquitto.url, client_id, SENSING_INGEST_BATCH_SECONDS="3600")
     first.wait_for_line("subscribed to sensing/v1/+/up")
 
-    publish(fresh_mosquitto, f"sensing/v1/{reg['device']['public_id']}/up", records(range(60)))
+    publish(fresh_mosquitto.url, f"sensing/v1/{reg['device']['public_id']}/up", records(range(60)))
     first.wait_for_line("messages are arriving")
     time.sleep(0.3)  # let the broker hand over as many as it will (20 in flight)
     assert stored(engine) == []
@@ -240,7 +217,7 @@ def test_a_stopped_worker_stores_what_it_holds_before_it_exits(client, register,
     process = worker(fresh_mosquitto.url, f"test-stop-{uuid.uuid4().hex[:8]}", SENSING_INGEST_BATCH_SECONDS="3600")
     process.wait_for_line("subscribed to sensing/v1/+/up")
 
-    publish(fresh_mosquitto, f"sensing/v1/{reg['device']['public_id']}/up", records(range(5)))
+    publish(fresh_mosquitto.url, f"sensing/v1/{reg['device']['public_id']}/up", records(range(5)))
     process.wait_for_line("messages are arriving")
     time.sleep(0.2)
     assert stored(engine) == []
@@ -269,7 +246,7 @@ def test_several_workers_share_the_subscription_and_store_each_message_once(clie
     subscribed = "subscribed to $share/hubs/sensing/v1/+/up"
     wait_until(lambda: workers.text().count(subscribed) == 2, "both workers subscribed")
 
-    publish(fresh_mosquitto, f"sensing/v1/{reg['device']['public_id']}/up", records(range(200)))
+    publish(fresh_mosquitto.url, f"sensing/v1/{reg['device']['public_id']}/up", records(range(200)))
     wait_until(lambda: len(stored(engine)) == 400, "all 200 messages stored")
     assert stored(engine) == once_each(range(200))
 
