@@ -113,3 +113,27 @@ def test_consent_texts_are_published_with_hash(client):
     assert text["sha256"] == hashlib.sha256(text["wording"].encode()).hexdigest()
     assert client.get("/api/v1/consent/texts/nope").status_code == 404
     assert "research" in client.get("/api/v1/consent/purposes").json()
+
+
+def test_erase_deletes_the_devices_readings_and_nothing_else(client, register, operator):
+    import time
+
+    first, second = register(), register()
+    now = int(time.time()) - 60
+    for reg in (first, second):
+        body = [{"seq": s, "t": now, "v": {"temperature": 20.0 + s, "humidity": 50.0}} for s in range(3)]
+        sent = client.post("/api/v1/ingest", json=body, headers={"Authorization": f"Bearer {reg['device_secret']}"})
+        assert sent.json()["accepted"] == 6
+    url = f"/api/v1/devices/{first['device']['public_id']}/readings"
+    owner = {"Authorization": f"Bearer {first['owner_token']}"}
+
+    assert client.delete(url, headers={"Authorization": f"Bearer {second['owner_token']}"}).status_code == 403
+    response = client.delete(url, headers=owner)
+    assert response.status_code == 200
+    assert response.json() == {"erased": 6}
+    assert client.get(url, headers=owner).json()["readings"] == []
+    open_rows = client.get("/api/v1/open/readings").json()["readings"]
+    assert {r["device"] for r in open_rows} == {second["device"]["public_id"]}
+    assert len(open_rows) == 6
+    other = f"/api/v1/devices/{second['device']['public_id']}/readings"
+    assert len(client.get(other, headers=operator).json()["readings"]) == 6
