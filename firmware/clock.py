@@ -1,0 +1,161 @@
+# What time it is, in Unix seconds, and what to do with readings taken before anyone knew.
+# MicroPython common subset. Everything is injectable: the board clock, the millisecond ticks, NTP.
+#
+# A board's clock starts at a fixed date at power on (2000-01-01 on ESP32, 2021 on rp2); a laptop's is
+# right. So the clock is trusted when it reads after 2025, else the time comes from NTP: the answer is
+# kept as an anchor (uptime ms, Unix seconds), and the time is the anchor plus the uptime since.
+# A reading taken before the time is known is stamped with the boot id and its uptime instead. Once this
+# boot has an anchor, its time follows exactly. Anchors are kept on flash for the last few boots, so a
+# reading of a boot that later got the time is fixed even after a reboot. A reading whose boot never got
+# the time cannot be placed: it is never sent with a made-up time (see app.py).
+
+import struct
+import time
+
+try:
+    from .buffer import Files, read_atomic, write_atomic
+except ImportError:  # copied flat onto a board
+    from buffer import Files, read_atomic, write_atomic
+
+EPOCH_2000 = 946684800      # Unix seconds at 2000-01-01, the epoch of ESP32 (and older rp2 builds)
+NTP_TO_UNIX = 2208988800    # seconds from 1900 (NTP's epoch) to 1970
+VALID_AFTER = 1735689600    # 2025-01-01: a clock reading earlier has not been set
+ANCHORS_KEPT = 4
+
+
+def board_time():
+    """The board's clock in Unix seconds, whatever the port's epoch."""
+    t = int(time.time())
+    if time.gmtime(0)[0] == 2000:
+        t += EPOCH_2000
+    return t
+
+
+def _ticks():
+    if hasattr(time, "ticks_ms"):
+        return time.ticks_ms()
+    return int(time.monotonic() * 1000)
+
+
+def _ticks_diff(a, b):
+    if hasattr(time, "ticks_diff"):
+        return time.ticks_diff(a, b)
+    return a - b
+
+
+def sntp(host, port=123, timeout=2):
+    """Ask an NTP server the time (one SNTP request). Unix seconds; OSError with one sentence on failure."""
+    import socket
+    try:
+        addr = socket.getaddrinfo(host, port, 0, socket.SOCK_DGRAM)[0][-1]
+    except OSError as e:
+        raise OSError("cannot resolve the time server %s: %s" % (host, e))
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        s.settimeout(timeout)
+        query = bytearray(48)
+        query[0] = 0x1B  # version 3, client
+        s.sendto(query, addr)
+        answer = s.recv(48)
+    except OSError as e:
+        raise OSError("no answer from the time server %s:%d: %s" % (host, port, e))
+    finally:
+        s.close()
+    if len(answer) < 48 or answer[1] == 0:  # stratum 0: the server says not to use it ("kiss of death")
+        raise OSError("the time server %s:%d gave no usable time" % (host, port))
+    seconds = struct.unpack(">I", answer[40:44])[0]
+    if seconds < 0x80000000:  # NTP's 32-bit seconds wrap in 2036: small values are the next era
+        seconds += 0x100000000
+    return seconds - NTP_TO_UNIX
+
+
+class Clock:
+    def __init__(self, boot, path=None, now=board_time, ticks=_ticks, ticks_diff=_ticks_diff, ntp=None,
+                 files=None):
+        self.boot = boot
+        self.path = path          # the anchors file, or None to keep them in memory only
+        self.now = now
+        self.ticks = ticks
+        self.ticks_diff = ticks_diff
+        self.ntp = ntp            # a function returning Unix seconds, or None
+        self.files = files or Files()
+        self._last = ticks()
+        self._ms = 0              # uptime in ms, kept past the ticks' wrap (every 12.4 days on a board)
+        self.anchors = self._load()  # boot id -> (uptime ms, Unix seconds) when that boot got the time
+        self.anchors.pop(boot, None)
+
+    def uptime_ms(self):
+        # Called at least every reading, so far more often than the 6 days ticks_diff can span.
+        t = self.ticks()
+        self._ms += self.ticks_diff(t, self._last)
+        self._last = t
+        return self._ms
+
+    def time(self):
+        """Unix seconds now, or None while the time is not known."""
+        anchor = self.anchors.get(self.boot)
+        if anchor is not None:
+            return anchor[1] + (self.uptime_ms() - anchor[0]) // 1000
+        t = self.now()
+        return t if t >= VALID_AFTER else None
+
+    def sync_due(self, every):
+        """True when NTP should be asked: the board's clock has not been set and NTP has not answered in
+        this boot, or it answered more than `every` seconds ago (the board's clock drifts)."""
+        if self.ntp is None:
+            return False
+        anchor = self.anchors.get(self.boot)
+        if anchor is None:
+            return self.now() < VALID_AFTER
+        return self.uptime_ms() - anchor[0] >= every * 1000
+
+    def sync(self):
+        """Ask NTP and keep the answer. Raises OSError when NTP fails."""
+        unix = self.ntp()
+        if unix < VALID_AFTER:
+            raise OSError("the time server said %d, before 2025" % unix)
+        self.anchors[self.boot] = (self.uptime_ms(), unix)
+        while len(self.anchors) > ANCHORS_KEPT:
+            self.anchors.pop(min(self.anchors))
+        self._save()
+        return unix
+
+    def time_of(self, boot, ms):
+        """Unix seconds of a moment `ms` into boot `boot`, or None when that boot has no time (yet)."""
+        anchor = self.anchors.get(boot)
+        if anchor is None:
+            if boot == self.boot and self.time() is not None:  # the clock was right from the start
+                return self.time() - (self.uptime_ms() - ms) // 1000
+            return None
+        return anchor[1] + (ms - anchor[0]) // 1000
+
+    def _load(self):
+        anchors = {}
+        if self.path is None:
+            return anchors
+        data = read_atomic(self.files, self.path)
+        try:
+            for line in data.decode().split("\n"):
+                if line.strip():
+                    boot, ms, unix = [int(x) for x in line.split()]
+                    anchors[boot] = (ms, unix)
+        except (AttributeError, ValueError, UnicodeError):
+            return {}
+        return anchors
+
+    def _save(self):
+        if self.path is None:
+            return
+        lines = ["%d %d %d\n" % (b, self.anchors[b][0], self.anchors[b][1]) for b in sorted(self.anchors)]
+        write_atomic(self.files, self.path, "".join(lines).encode())
+
+
+def next_boot(path, files=None):
+    """Count this start: the boot id, one more than the last, kept on flash."""
+    files = files or Files()
+    try:
+        boot = int(read_atomic(files, path).decode().strip()) + 1
+    except (AttributeError, ValueError, UnicodeError):
+        boot = 1
+    write_atomic(files, path, b"%d\n" % boot)
+    return boot
