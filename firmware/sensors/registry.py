@@ -1,0 +1,140 @@
+# The sensor driver registry: chip name -> driver, how each is found, and reading them all in one cycle.
+# MicroPython common subset. Drivers are imported only when used, so a board holds in RAM just its own.
+#
+#   drivers = registry.detect(i2c)                        # I2C chips found by scanning, in preference order
+#   drivers += registry.detect_onewire(ow)                # every DS18B20 on the 1-Wire bus
+#   drivers.append(registry.make("pms5003", uart))        # UART sensors are named by the config
+#   values, faults = registry.read_all(drivers)           # never raises
+#
+# read_all takes each quantity from the first driver in the list that gives it, so the list order is the
+# preference: detect() puts the SHT4x before the SHT3x before the BME280 before the SCD4x (whose temperature
+# runs warm from its own heating). A driver that fails is skipped for the cycle and reported in `faults` as
+# {"sensor": "sht4x@0x44", "fault": "crc", "message": "one sentence"}.
+
+from . import common, damp
+
+try:
+    from .. import quantities
+except (ImportError, ValueError):  # copied flat onto a board: sensors/ beside quantities.py
+    import quantities
+
+# chip -> (module, class, bus, I2C addresses). Adding a chip is one module and one line here.
+CHIPS = {
+    "sht4x": ("sht4x", "SHT4x", "i2c", (0x44, 0x45, 0x46)),
+    "sht3x": ("sht3x", "SHT3x", "i2c", (0x44, 0x45)),
+    "bme280": ("bme280", "BME280", "i2c", (0x76, 0x77)),
+    "bmp280": ("bme280", "BMP280", "i2c", (0x76, 0x77)),
+    "scd4x": ("scd4x", "SCD4x", "i2c", (0x62,)),
+    "sds011": ("sds011", "SDS011", "uart", ()),
+    "pms5003": ("pms5003", "PMS5003", "uart", ()),
+    "ds18b20": ("ds18b20", "DS18B20", "onewire", ()),
+}
+# Which chip to try first at a shared address (SHT4x and SHT3x both sit at 0x44), and the read_all order.
+PREFERENCE = ("sht4x", "sht3x", "bme280", "bmp280", "scd4x")
+_PACKAGE = __name__[:__name__.rfind(".")]
+
+
+def driver_class(chip):
+    """The driver class for a chip name; ValueError with one sentence for a chip we have no driver for."""
+    entry = CHIPS.get(chip)
+    if entry is None:
+        raise ValueError("no driver for sensor '%s' (known: %s)" % (chip, ", ".join(sorted(CHIPS))))
+    module = __import__(_PACKAGE + "." + entry[0], None, None, (entry[1],), 0)
+    return getattr(module, entry[1])
+
+
+def make(chip, bus, **options):
+    """A driver for `chip` on `bus` (an I2C, UART or OneWire object); options go to the driver."""
+    return driver_class(chip)(bus, **options)
+
+
+def detect(i2c, faults=None, sleep_ms=None):
+    """Drivers for the I2C chips that answer on the bus, in PREFERENCE order, each started.
+
+    A chip that answers at a known address but to none of the drivers (or fails to start) is skipped and,
+    when a `faults` list is given, reported in it."""
+    try:
+        present = i2c.scan()
+    except OSError as e:
+        _note(faults, "i2c", "absent", "the I2C bus cannot be scanned (%s): check SDA, SCL and pull-ups" % e)
+        return []
+    found = []
+    claimed = []
+    for chip in PREFERENCE:
+        addresses = CHIPS[chip][3]
+        for address in present:
+            if address not in addresses or address in claimed:
+                continue
+            cls = driver_class(chip)
+            if sleep_ms is None:
+                known = cls.identify(i2c, address)
+            else:
+                known = cls.identify(i2c, address, sleep_ms)
+            if not known:
+                continue
+            claimed.append(address)
+            driver = cls(i2c, address, sleep_ms=sleep_ms)
+            try:
+                driver.start()
+            except common.SensorError as e:
+                _note(faults, driver.name, e.kind, str(e))
+                continue
+            found.append(driver)
+    for address in present:
+        if address in claimed:
+            continue
+        for chip in PREFERENCE:
+            if address in CHIPS[chip][3]:
+                _note(faults, "i2c@0x%02x" % address, "unknown",
+                      "a chip answers at 0x%02x but is none of %s" % (address, ", ".join(_chips_at(address))))
+                break
+    return found
+
+
+def detect_onewire(onewire, sleep_ms=None):
+    """A DS18B20 driver for each DS18B20 on the 1-Wire bus (ROM family 0x28, ROM CRC right)."""
+    ds18b20 = __import__(_PACKAGE + ".ds18b20", None, None, ("DS18B20",), 0)
+    try:
+        roms = ds18b20.roms(onewire)
+    except OSError:
+        return []
+    return [ds18b20.DS18B20(onewire, rom, sleep_ms=sleep_ms) for rom in roms]
+
+
+def read_all(drivers, derive=True):
+    """(values, faults): one reading from every driver. values {quantity: number}; faults, one entry per
+    driver that failed this cycle or gave a value outside its quantity's valid range. Never raises.
+    With derive, a reading holding temperature, humidity and surface_temperature gains the damp quantities."""
+    values = {}
+    faults = []
+    for driver in drivers:
+        name = getattr(driver, "name", repr(driver))
+        try:
+            got = driver.read()
+        except common.SensorError as e:
+            _note(faults, name, e.kind, str(e))
+            continue
+        except OSError as e:
+            _note(faults, name, "absent", "%s does not answer (%s)" % (name, e))
+            continue
+        except Exception as e:  # a driver's bug must not stop the loop either
+            _note(faults, name, "error", "%s failed: %s: %s" % (name, type(e).__name__, e))
+            continue
+        for quantity in got:
+            why = quantities.check(quantity, got[quantity])
+            if why is not None:
+                _note(faults, name, "invalid", "%s gave %s" % (name, why))
+            elif quantity not in values:
+                values[quantity] = got[quantity]
+    if derive:
+        values.update(damp.derive(values))
+    return values, faults
+
+
+def _note(faults, sensor, kind, message):
+    if faults is not None:
+        faults.append({"sensor": sensor, "fault": kind, "message": message})
+
+
+def _chips_at(address):
+    return [chip for chip in PREFERENCE if address in CHIPS[chip][3]]
