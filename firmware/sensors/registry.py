@@ -6,6 +6,11 @@
 #   drivers.append(registry.make("pms5003", uart))        # UART sensors are named by the config
 #   values, faults = registry.read_all(drivers)           # never raises
 #
+# On a board, the buses come from its pin map (firmware/boards/<BOARD>.json) and the drivers from what answers:
+#
+#   buses = registry.open_buses(board_map, machine, onewire, uart=config_names_a_uart_sensor)
+#   drivers = registry.find_drivers(buses, uart_sensor="pms5003", faults=status_entries)
+#
 # read_all takes each quantity from the first driver in the list that gives it, so the list order is the
 # preference: detect() puts the SHT4x before the SHT3x before the BME280 before the SCD4x (whose temperature
 # runs warm from its own heating). A driver that fails is skipped for the cycle and reported in `faults` as
@@ -99,6 +104,55 @@ def detect_onewire(onewire, sleep_ms=None):
     except OSError:
         return []
     return [ds18b20.DS18B20(onewire, rom, sleep_ms=sleep_ms) for rom in roms]
+
+
+def open_buses(board, machine, onewire=None, uart=False, faults=None):
+    """{"i2c", "uart", "onewire"}: the sensor buses of a board pin map, made with the `machine` module (and
+    the `onewire` module) passed in. The sensor UART is opened only when `uart` is true, at 9600 baud, 8N1,
+    as SDS011 and PMS5003 speak. A bus that cannot be made is None, with a fault noted."""
+    buses = {"i2c": None, "uart": None, "onewire": None}
+    spec = board.get("i2c")
+    if spec:
+        try:
+            buses["i2c"] = machine.I2C(spec["id"], sda=machine.Pin(spec["sda"]), scl=machine.Pin(spec["scl"]),
+                                       freq=spec.get("freq", 100000))
+        except (OSError, ValueError) as e:
+            _note(faults, "i2c", "absent", "cannot open I2C %s on SDA %s, SCL %s (%s)"
+                  % (spec["id"], spec["sda"], spec["scl"], e))
+    spec = (board.get("uart") or {}).get("sensor")
+    if uart and spec:
+        try:
+            buses["uart"] = machine.UART(spec["id"], baudrate=9600, bits=8, parity=None, stop=1,
+                                         tx=machine.Pin(spec["tx"]), rx=machine.Pin(spec["rx"]))
+        except (OSError, ValueError) as e:
+            _note(faults, "uart", "absent", "cannot open UART %s on TX %s, RX %s (%s)"
+                  % (spec["id"], spec["tx"], spec["rx"], e))
+    elif uart:
+        _note(faults, "uart", "absent", "the board %s has no UART for a sensor" % board.get("board"))
+    spec = board.get("onewire")
+    if spec and onewire is not None:
+        try:
+            buses["onewire"] = onewire.OneWire(machine.Pin(spec["pin"]))
+        except (OSError, ValueError) as e:
+            _note(faults, "onewire", "absent", "cannot open 1-Wire on pin %s (%s)" % (spec["pin"], e))
+    return buses
+
+
+def find_drivers(buses, uart_sensor=None, faults=None, sleep_ms=None):
+    """Every driver for a board's buses: I2C chips detected, every DS18B20 on the 1-Wire bus, and the UART
+    sensor the config names ("sds011" or "pms5003"), in read_all's preference order."""
+    drivers = []
+    if buses.get("i2c") is not None:
+        drivers += detect(buses["i2c"], faults, sleep_ms)
+    if uart_sensor:
+        if CHIPS.get(uart_sensor, (0, 0, None))[2] != "uart":
+            _note(faults, uart_sensor, "unknown", "'%s' is not a UART sensor (known: %s)"
+                  % (uart_sensor, ", ".join(sorted([c for c in CHIPS if CHIPS[c][2] == "uart"]))))
+        elif buses.get("uart") is not None:
+            drivers.append(make(uart_sensor, buses["uart"], sleep_ms=sleep_ms))
+    if buses.get("onewire") is not None:
+        drivers += detect_onewire(buses["onewire"], sleep_ms)
+    return drivers
 
 
 def read_all(drivers, derive=True):

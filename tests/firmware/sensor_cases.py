@@ -504,6 +504,73 @@ def case_make_names_the_known_chips():
         equal(cls.NAME, chip)
 
 
+class FakeMachine:
+    """Stands in for the `machine` and `onewire` modules: records how buses are made, hands out fakes."""
+
+    def __init__(self, i2c=None, uart=None, onewire=None):
+        self.made = []
+        self.i2c, self.uart, self.onewire = i2c, uart, onewire
+
+    def Pin(self, pin):
+        return ("pin", pin)
+
+    def I2C(self, bus_id, sda, scl, freq):
+        self.made.append(("I2C", bus_id, sda, scl, freq))
+        return self.i2c
+
+    def UART(self, bus_id, baudrate, bits, parity, stop, tx, rx):
+        self.made.append(("UART", bus_id, baudrate, bits, parity, stop, tx, rx))
+        return self.uart
+
+    def OneWire(self, pin):
+        self.made.append(("OneWire", pin))
+        return self.onewire
+
+
+PICO_W = {"board": "RPI_PICO_W", "i2c": {"id": 0, "sda": 4, "scl": 5, "freq": 100000},
+          "uart": {"sensor": {"id": 0, "tx": 0, "rx": 1}, "modem": {"id": 1, "tx": 8, "rx": 9}},
+          "onewire": {"pin": 22}, "led": {"pin": "LED", "kind": "gpio"}}
+
+
+def case_open_buses_and_find_drivers_for_a_damp_kit():
+    clock = Clock()
+    machine = FakeMachine(FakeI2C([SHT4xChip(temperature=20.0, humidity=60.0)], clock), None,
+                          FakeOneWire([DS18B20Chip(surface_temperature=14.0)], clock))
+    buses = registry.open_buses(PICO_W, machine, machine)
+    equal(machine.made, [("I2C", 0, ("pin", 4), ("pin", 5), 100000), ("OneWire", ("pin", 22))])
+    drivers = registry.find_drivers(buses, sleep_ms=clock.sleep_ms)
+    values, faults = registry.read_all(drivers)
+    equal(faults, [])
+    equal(values, {"temperature": 20.0, "humidity": 60.0, "surface_temperature": 14.0,
+                   "dew_point": 12.0, "surface_humidity": 87.7, "condensation_risk": 2})
+
+
+def case_open_buses_for_an_air_kit_with_a_uart_sensor():
+    clock = Clock()
+    machine = FakeMachine(FakeI2C([SCD4xChip(co2=900)], clock), FakeUART(PMS5003Chip(), clock))
+    buses = registry.open_buses(PICO_W, machine, uart=True)
+    equal(machine.made[1], ("UART", 0, 9600, 8, None, 1, ("pin", 0), ("pin", 1)))
+    faults = []
+    drivers = registry.find_drivers(buses, uart_sensor="pms5003", faults=faults, sleep_ms=clock.sleep_ms)
+    equal([d.name for d in drivers], ["scd4x@0x62", "pms5003"])
+    equal(registry.read_all(drivers)[0], {"co2": 900, "temperature": 22.0, "humidity": 45.0,
+                                          "pm1": 8, "pm2_5": 12, "pm10": 15})
+    registry.find_drivers(buses, uart_sensor="scd4x", faults=faults)
+    equal(faults[-1]["message"], "'scd4x' is not a UART sensor (known: pms5003, sds011)")
+
+
+def case_a_bus_that_cannot_be_opened_is_a_fault():
+    class Refusing(FakeMachine):
+        def I2C(self, bus_id, sda, scl, freq):
+            raise ValueError("bad SCL pin")
+
+    faults = []
+    buses = registry.open_buses(PICO_W, Refusing(), uart=False, faults=faults)
+    equal(buses, {"i2c": None, "uart": None, "onewire": None})
+    equal(faults, [{"sensor": "i2c", "fault": "absent",
+                    "message": "cannot open I2C 0 on SDA 4, SCL 5 (bad SCL pin)"}])
+
+
 # ------------------------------------------------------------------------------------------------ series
 
 def case_series_is_plausible_and_repeatable():
