@@ -19,14 +19,14 @@ except ImportError:  # every board build has it; a stripped-down port might not
 try:
     from . import codec, mqtt
     from .buffer import Buffer, Files, join
-    from .clock import Clock, next_boot, sntp
+    from .clock import Clock, board_time, next_boot, sntp
     from .seq import SeqCounter
     from .sensors.emulated import EmulatedSensor
 except ImportError:  # copied flat onto a board
     import codec
     import mqtt
     from buffer import Buffer, Files, join
-    from clock import Clock, next_boot, sntp
+    from clock import Clock, board_time, next_boot, sntp
     from seq import SeqCounter
     from sensors.emulated import EmulatedSensor
 
@@ -203,12 +203,12 @@ class Uplink:
         self.reported = None
 
 
-def make_clock(config, state, files):
+def make_clock(config, state, files, now=board_time):
     ntp = None
     if config["ntp_host"]:
         def ntp():
             return sntp(config["ntp_host"], config["ntp_port"], config["timeout"])
-    return Clock(next_boot(join(state, "boot"), files), join(state, "clock"), ntp=ntp, files=files)
+    return Clock(next_boot(join(state, "boot"), files), join(state, "clock"), now=now, ntp=ntp, files=files)
 
 
 def run(config, sensor=None, clock=None, sleep=time.sleep, log=print, client_factory=None, files=None):

@@ -95,7 +95,7 @@ class Clock:
         """Unix seconds now, or None while the time is not known."""
         anchor = self.anchors.get(self.boot)
         if anchor is not None:
-            return anchor[1] + (self.uptime_ms() - anchor[0]) // 1000
+            return anchor[1] + (self.uptime_ms() - anchor[0] + 500) // 1000
         t = self.now()
         return t if t >= VALID_AFTER else None
 
@@ -125,9 +125,9 @@ class Clock:
         anchor = self.anchors.get(boot)
         if anchor is None:
             if boot == self.boot and self.time() is not None:  # the clock was right from the start
-                return self.time() - (self.uptime_ms() - ms) // 1000
+                return self.time() - (self.uptime_ms() - ms + 500) // 1000
             return None
-        return anchor[1] + (ms - anchor[0]) // 1000
+        return anchor[1] + (ms - anchor[0] + 500) // 1000  # to the nearest second
 
     def _load(self):
         anchors = {}

@@ -213,3 +213,21 @@ def test_app_runs_from_flat_files_as_on_a_board(micropython, fresh_mosquitto, tm
     assert out.returncode == 0 and out.stdout == "", out.stdout + out.stderr
     assert_readings(sub.wait_for_records(2), range(2))
     sub.stop()
+
+
+def test_backoff_doubles_to_its_cap_with_jitter(micropython, tmp_path):
+    script = tmp_path / "backoff.py"
+    script.write_text("""
+from firmware.app import Backoff, seconds
+draws = iter([0.0, 1.0, 0.5, 0.25, 0.0, 0.999, 0.0])
+b = Backoff(1, 8, 0.5, rand=lambda: next(draws))
+waits = [b.fail() for _ in range(6)]
+b.reset()
+print(waits, b.fail(), [seconds(w) for w in waits])
+""")
+    env = dict(os.environ, MICROPYPATH=str(REPO))
+    out = subprocess.run([micropython, str(script)], env=env, capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    # Base waits 1, 2, 4, 8, 8, 8; each shortened by draw × 0.5 of itself. After a success, back to 1.
+    assert out.stdout.strip() == (
+        "[1.0, 1.0, 3.0, 7.0, 8.0, 4.004] 1.0 ['1', '1', '3', '7', '8', '4']")
