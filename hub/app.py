@@ -14,6 +14,7 @@ from hub.api import consent as consent_api
 from hub.api import devices as devices_api
 from hub.api import ingest as ingest_api
 from hub.api import keys as keys_api
+from hub.api import lorawan as lorawan_api
 from hub.api import open as open_api
 from hub.db import make_engine, migrate
 from hub.settings import Settings, get_settings
@@ -78,4 +79,5 @@ def create_app(
     for router in (devices_api.router, consent_api.router, keys_api.router, open_api.router):
         app.include_router(router, prefix="/api/v1")
     app.include_router(ingest_api.router, prefix="/api/v1")
+    app.include_router(lorawan_api.router, prefix="/api/v1")
     return app

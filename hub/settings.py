@@ -45,6 +45,15 @@ class Settings(BaseSettings):
     ingest_batch_seconds: float = 0.05
     max_message_bytes: int = 64 * 1024
     max_future_seconds: int = 300
+    # LoRaWAN network servers post uplinks to the hub with one of these as the bearer token (docs/lorawan.md).
+    # Empty: that endpoint is off.
+    lorawan_ttn_secret: str = ""
+    lorawan_chirpstack_secret: str = ""
+    lorawan_compact_port: int = Field(default=10, ge=1, le=223)
+    # CayenneLPP channel -> quantity, per hub device id; "*" is the map for devices not named.
+    lorawan_cayenne_channels: dict[str, dict[int, str]] = Field(
+        default_factory=lambda: {"*": {1: "temperature", 2: "humidity", 3: "pressure"}}
+    )
 
     @model_validator(mode="after")
     def _refuse_unsafe(self) -> "Settings":
@@ -57,6 +66,21 @@ class Settings(BaseSettings):
                 )
             if len(key) < 24:
                 raise UnsafeSettings("SENSING_OPERATOR_KEY is too short: use at least 24 characters")
+        return self
+
+    @model_validator(mode="after")
+    def _lorawan(self) -> "Settings":
+        from firmware.quantities import QUANTITIES
+
+        for name in ("lorawan_ttn_secret", "lorawan_chirpstack_secret"):
+            secret = getattr(self, name)
+            if secret and len(secret.strip()) < 24:
+                raise UnsafeSettings(f"SENSING_{name.upper()} is too short: use at least 24 characters")
+        for device, channels in self.lorawan_cayenne_channels.items():
+            for channel, quantity in channels.items():
+                if quantity not in QUANTITIES:
+                    raise ValueError(f"SENSING_LORAWAN_CAYENNE_CHANNELS: channel {channel} of '{device}' names "
+                                     f"unknown quantity '{quantity}'")
         return self
 
     @model_validator(mode="after")
