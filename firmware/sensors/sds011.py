@@ -18,7 +18,8 @@ def decode(frame):
     """(pm2_5, pm10) in µg/m³ from one 10-byte frame; raises CRCError on a bad checksum, BadValue on a
     frame that is not a measurement."""
     if len(frame) != FRAME or frame[0] != HEAD or frame[1] != DATA or frame[9] != TAIL:
-        raise common.BadValue("sds011 frame is not a measurement: %s" % bytes(frame))
+        raise common.BadValue("sds011 frame is not a measurement (%d bytes, starting %s)"
+                              % (len(frame), " ".join(["%02x" % b for b in frame[:2]])))
     if sum(frame[2:8]) & 0xFF != frame[8]:
         raise common.CRCError("sds011 frame has a bad checksum (0x%02x, expected 0x%02x)"
                               % (frame[8], sum(frame[2:8]) & 0xFF))
@@ -26,12 +27,12 @@ def decode(frame):
 
 
 def last_frame(buf, head, size, valid):
-    """The last frame in buf that starts with `head` and is `size` long and valid(frame) (no exception);
+    """The last frame in buf that starts with the two bytes `head`, is `size` long and passes valid(frame);
     (frame, error): error is the last exception when frames were there but none was valid."""
     error = None
     i = len(buf) - size
     while i >= 0:
-        if buf[i:i + len(head)] == head:
+        if buf[i] == head[0] and buf[i + 1] == head[1]:  # no slice per position: the heap is small
             frame = buf[i:i + size]
             try:
                 valid(frame)
