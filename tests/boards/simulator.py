@@ -1,0 +1,390 @@
+"""A simulated MicroPython board at the serial edge, for tests that talk to a board the way mpremote does.
+
+    board = SimulatedBoard(root=tmp_path / "flash", micropython=micropython_path()).start()
+    board.port      # /dev/pts/N: open it with mpremote (library or command) or pyserial, like /dev/ttyACM0
+    board.root      # the board's filesystem: /main.py on the board is board.root / "main.py"
+    board.stop()
+
+Two pseudo-terminals and a relay thread between them:
+
+    mpremote --/dev/pts/N (raw)--> relay thread --pty--> the MicroPython unix port (`micropython -i boot`)
+
+The unix port speaks the REPL protocol itself when its stdin is a terminal: the friendly REPL, Ctrl-A into the
+raw REPL ("raw REPL; CTRL-B to exit\\r\\n>"), code then Ctrl-D answered by "OK", output, \\x04, error output,
+\\x04, ">", raw-paste mode (Ctrl-E A Ctrl-A), Ctrl-B back to the friendly REPL. What it does differently from
+a board, the simulator makes up for:
+
+- Ctrl-D on an empty line (friendly or raw) makes the unix port exit, where a board soft-reboots. The relay
+  sees it exit, prints "MPY: soft reboot" and starts it again in the REPL it was in: in the friendly REPL it
+  runs /boot.py and /main.py, then the banner; in the raw REPL it runs /boot.py and prints the raw REPL prompt
+  again (the relay enters it with Ctrl-A for the new process and keeps the banner back), as a board does.
+  `sys.exit()` and `machine.soft_reset()` are soft reboots too.
+- `machine.reset()` is a hard reset: no "MPY: soft reboot", the banner, /main.py run, the friendly REPL.
+- Ctrl-C: a board interrupts running code when Ctrl-C arrives. The unix port does so on SIGINT, so its
+  terminal keeps ISIG on while code runs (the REPL turns it off while it reads a line) and the kernel turns
+  Ctrl-C into SIGINT. Bytes for the board are held back while a new process starts, until its boot script has
+  set the board up (before that, SIGINT would kill it rather than interrupt it, or leave it half set up).
+- The filesystem: the boot script mounts board.root at "/" (os.VfsPosix), so "/main.py" is board.root/main.py,
+  sys.path is ["", ".frozen", "/lib"] as on a board. os, open, hashlib and binascii are the unix port's own,
+  which is all mpremote's fs commands need: nothing extra is put in the board's filesystem. Only
+  `os.ilistdir` is wrapped, to give each file's size as a board's filesystems do (VfsPosix gives none).
+- The board type: `sys.platform` ("rp2", "esp32") and `os.uname().machine` ("Raspberry Pi Pico W with
+  RP2040") are those of the simulated board, through stand-ins put in sys.modules for `sys`, `os` and
+  `machine` (which also gets reset and soft_reset). The banner stays the unix port's own.
+
+Not simulated: the line-ending conversion of a board's console (the unix port prints "\\n" where a board
+prints "\\r\\n"), baud rates and DTR/RTS, the size of a board's flash and RAM.
+"""
+
+import os
+import select
+import shutil
+import signal
+import tempfile
+import termios
+import threading
+import time
+import tty
+from pathlib import Path
+
+BOARDS = {
+    # board name: (sys.platform, os.uname().machine)
+    "RPI_PICO_W": ("rp2", "Raspberry Pi Pico W with RP2040"),
+    "RPI_PICO2_W": ("rp2", "Raspberry Pi Pico 2 W with RP2350"),
+    "ESP32_GENERIC": ("esp32", "Generic ESP32 module with ESP32"),
+}
+RAW_PROMPT = b"raw REPL; CTRL-B to exit\r\n"
+FRIENDLY_BANNER_END = b'Type "help()" for more information.\r\n'
+SOFT_REBOOT = b"MPY: soft reboot\r\n"
+RESET_STATUS = 86  # the exit status of machine.reset() in the boot script's stand-in: a hard reset
+HOLD_AFTER_INTERRUPT = 0.5  # seconds; see SimulatedBoard._deliverable
+HOST_BUFFER = 64 * 1024  # what the board keeps for a serial port nobody reads; older output is dropped
+
+BOOT_SCRIPT = """\
+# The simulator's boot: make the unix port look like a %(board)s, then run boot.py (and main.py).
+def _boot():
+    import machine
+    import os
+    import sys
+
+    ready = open(%(ready)r, "w")  # opened now, while the host's filesystem is still at "/"
+    os.umount("/")
+    os.mount(os.VfsPosix(%(root)r), "/")
+    os.chdir("/")
+    while sys.path:
+        sys.path.pop()
+    for entry in ("", ".frozen", "/lib"):
+        sys.path.append(entry)
+
+    class Module:
+        pass
+
+    def like(module, **extra):
+        copy = Module()
+        for name in dir(module):
+            if not name.startswith("__"):
+                setattr(copy, name, getattr(module, name))
+        for name in extra:
+            setattr(copy, name, extra[name])
+        return copy
+
+    class Uname:
+        sysname = nodename = %(platform)r
+        release = "%%d.%%d.%%d" %% sys.implementation.version[:3]
+        version = "v" + release + " (simulated)"
+        machine = %(machine)r
+
+    def reset():
+        sys.exit(%(reset_status)d)
+
+    def soft_reset():
+        sys.exit(0)
+
+    def ilistdir(path=""):  # as littlefs and FAT do, and VfsPosix does not: with each file's size
+        for entry in os.ilistdir(path) if path else os.ilistdir():
+            size = 0
+            if entry[1] == 0x8000:
+                size = os.stat((path.rstrip("/") + "/" if path else "") + entry[0])[6]
+            yield (entry[0], entry[1], entry[2], size)
+
+    sys.modules["sys"] = like(sys, platform=%(platform)r)
+    sys.modules["os"] = like(os, uname=lambda: Uname, ilistdir=ilistdir)
+    sys.modules["machine"] = like(machine, reset=reset, soft_reset=soft_reset)
+
+    def run(path):
+        try:
+            os.stat(path)
+        except OSError:
+            return
+        try:
+            with open(path) as f:
+                code = f.read()
+            exec(compile(code, path, "exec"), {"__name__": "__main__"})
+        except SystemExit:
+            raise
+        except BaseException as e:  # a KeyboardInterrupt too: Ctrl-C stops main.py and the REPL starts
+            sys.print_exception(e)
+
+    ready.write("ready")
+    ready.close()  # Ctrl-C from now on is a KeyboardInterrupt, not the end of the process (see _relay)
+    run("boot.py")
+    if %(run_main)r:
+        run("main.py")
+
+
+_boot()
+del _boot
+"""
+
+
+def _board_console_attributes(fd: int) -> list:
+    """The board side's terminal while code runs: bytes pass untouched, except Ctrl-C, which becomes SIGINT."""
+    attrs = termios.tcgetattr(fd)
+    attrs[0] &= ~(termios.BRKINT | termios.ICRNL | termios.INLCR | termios.IGNCR | termios.ISTRIP | termios.IXON)
+    attrs[1] &= ~termios.OPOST
+    attrs[2] = (attrs[2] & ~(termios.CSIZE | termios.PARENB)) | termios.CS8
+    attrs[3] &= ~(termios.ECHO | termios.ECHONL | termios.ICANON | termios.IEXTEN)
+    attrs[3] |= termios.ISIG | termios.NOFLSH  # NOFLSH: bytes after a Ctrl-C are kept, as in a board's buffer
+    attrs[6][termios.VINTR] = b"\x03"
+    attrs[6][termios.VQUIT] = b"\x00"  # no SIGQUIT on Ctrl-\ nor SIGTSTP on Ctrl-Z: only Ctrl-C is special
+    attrs[6][termios.VSUSP] = b"\x00"
+    attrs[6][termios.VMIN] = 1
+    attrs[6][termios.VTIME] = 0
+    return attrs
+
+
+class SimulatedBoard:
+    """A MicroPython board on a pseudo-terminal, its flash a directory. See the module's docstring."""
+
+    def __init__(self, root: Path, micropython: str, board: str = "RPI_PICO_W"):
+        if board not in BOARDS:
+            raise ValueError(f"unknown board {board!r}: one of {', '.join(BOARDS)}")
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.micropython = micropython
+        self.board = board
+        self.platform, self.machine = BOARDS[board]
+        self.port: str | None = None
+        self.boots = 0  # how many times MicroPython started: 1 + soft reboots + resets
+        self._private = Path(tempfile.mkdtemp(prefix="sensing-board-"))
+        self._serial_master = self._serial_slave = None
+        self._console: int | None = None  # our end of the unix port's terminal
+        self._pid: int | None = None
+        self._ready = False
+        self._raw_mode = False  # which REPL the running MicroPython is in, told by what it printed last
+        self._holding_back_banner = False
+        self._recent = b""
+        self._to_board = bytearray()
+        self._interrupted_at: float | None = None
+        self._to_host = bytearray()
+        self._wake_read, self._wake_write = os.pipe()
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+        self._at_prompt = threading.Event()
+        self._listening = False  # what the first boot prints before start() returns goes nowhere
+
+    # ------------------------------------------------------------------------------------------- public
+
+    def start(self) -> "SimulatedBoard":
+        self._serial_master, self._serial_slave = os.openpty()
+        tty.setraw(self._serial_slave)  # a serial line passes bytes as they are; pyserial sets it raw too
+        # We keep the port's own end open, as the USB device keeps existing when no program has it open:
+        # reading our end then blocks instead of failing.
+        self.port = os.ttyname(self._serial_slave)
+        os.set_blocking(self._serial_master, False)
+        self._spawn(run_main=True, raw=False)
+        self._thread = threading.Thread(target=self._relay, name=f"board {self.port}", daemon=True)
+        self._thread.start()
+        self._wait_for_first_boot()
+        return self
+
+    def _wait_for_first_boot(self, timeout: float = 10.0) -> None:
+        """Return once the board has booted, as one plugged in a while ago; what it printed went nowhere."""
+        deadline = time.monotonic() + timeout
+        while not self._at_prompt.is_set() and not (self._ready and (self.root / "main.py").exists()):
+            if time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"the simulated board did not start within {timeout:.0f} s")
+            time.sleep(0.005)
+        self._listening = True
+
+    def stop(self) -> None:
+        """Unplug the board: MicroPython stops and the port disappears."""
+        if self._thread is None:
+            return
+        self._stopping = True
+        os.write(self._wake_write, b"x")
+        self._thread.join(timeout=10)
+        self._thread = None
+        self._kill()
+        for fd in (self._serial_master, self._serial_slave, self._wake_read, self._wake_write):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        shutil.rmtree(self._private, ignore_errors=True)
+
+    def __enter__(self) -> "SimulatedBoard":
+        return self.start()
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        return f"<SimulatedBoard {self.board} at {self.port}, flash {self.root}>"
+
+    # ------------------------------------------------------------------------------------------- MicroPython
+
+    def _spawn(self, run_main: bool, raw: bool) -> None:
+        ready = self._private / "ready"
+        ready.unlink(missing_ok=True)
+        boot = self._private / "boot.py"
+        boot.write_text(BOOT_SCRIPT % {
+            "board": self.board, "ready": str(ready), "root": str(self.root.resolve()), "platform": self.platform,
+            "machine": self.machine, "reset_status": RESET_STATUS, "run_main": run_main,
+        })
+        pid, console = os.forkpty()  # the child's terminal becomes its controlling one, so Ctrl-C is SIGINT
+        if pid == 0:  # the child: only set up its terminal and exec
+            try:
+                termios.tcsetattr(0, termios.TCSANOW, _board_console_attributes(0))
+                os.chdir(self.root)
+                os.execv(self.micropython, [self.micropython, "-i", str(boot)])
+            finally:
+                os._exit(127)
+        os.set_blocking(console, False)
+        self._pid, self._console = pid, console
+        self._ready = False
+        self._interrupted_at = None
+        self._recent = b""
+        self._raw_mode = raw
+        self._holding_back_banner = raw
+        if raw:
+            self._to_board[:0] = b"\x01"  # the new process starts in the friendly REPL: take it to the raw one
+        self.boots += 1
+
+    def _boot_done(self) -> bool:
+        try:
+            return (self._private / "ready").read_bytes() == b"ready"
+        except FileNotFoundError:
+            return False
+
+    def _kill(self) -> None:
+        if self._pid is not None:
+            try:
+                os.kill(self._pid, signal.SIGKILL)
+                os.waitpid(self._pid, 0)
+            except (ProcessLookupError, ChildProcessError):
+                pass
+            self._pid = None
+        if self._console is not None:
+            os.close(self._console)
+            self._console = None
+
+    def _exited(self) -> None:
+        """MicroPython ended: a soft reboot (Ctrl-D, sys.exit), or a hard reset (machine.reset, a crash)."""
+        _, status = os.waitpid(self._pid, 0)
+        self._pid = None
+        os.close(self._console)
+        self._console = None
+        if self._stopping:
+            return
+        if os.WIFEXITED(status) and os.WEXITSTATUS(status) != RESET_STATUS:
+            self._send_to_host(SOFT_REBOOT)
+            self._spawn(run_main=not self._raw_mode, raw=self._raw_mode)
+        elif os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGINT:
+            # The unix port has no SIGINT handler for the moment between running code and reading the next
+            # line; a Ctrl-C landing there ends it. A board would not notice: start again where it was.
+            self._spawn(run_main=False, raw=self._raw_mode)
+        else:
+            self._to_board.clear()
+            self._spawn(run_main=True, raw=False)
+
+    # ------------------------------------------------------------------------------------------- relay
+
+    def _send_to_host(self, data: bytes) -> None:
+        self._to_host += data
+        del self._to_host[:-HOST_BUFFER]
+
+    def _from_board(self, data: bytes) -> None:
+        seen = self._recent + data
+        raw_at, friendly_at = seen.rfind(RAW_PROMPT), seen.rfind(FRIENDLY_BANNER_END)
+        if raw_at != friendly_at:
+            self._raw_mode = raw_at > friendly_at
+        self._recent = seen[-64:]
+        if FRIENDLY_BANNER_END + b">>> " in seen:
+            self._at_prompt.set()
+        if not self._listening:
+            return
+        if self._holding_back_banner:
+            if raw_at < 0:
+                return
+            self._holding_back_banner = False
+            data = seen[raw_at:]
+        self._send_to_host(data)
+
+    def _executing(self) -> bool:
+        """Whether MicroPython runs code (its terminal has ISIG on) rather than reading a line at its REPL."""
+        try:
+            return bool(termios.tcgetattr(self._console)[3] & termios.ISIG)
+        except termios.error:
+            return False
+
+    def _deliverable(self) -> int:
+        """How many of the bytes waiting for the board to pass on now.
+
+        Nothing until a new process has set itself up. While code runs, bytes pass up to a Ctrl-C; the bytes
+        after it wait (at most HOLD_AFTER_INTERRUPT) until the REPL reads again: should the Ctrl-C land in the
+        moment the unix port has no SIGINT handler and end it, they go to the process that replaces it.
+        """
+        if not self._ready:
+            self._ready = self._boot_done()
+            if not self._ready:
+                return 0
+        if self._interrupted_at is not None:
+            if self._executing() and time.monotonic() - self._interrupted_at < HOLD_AFTER_INTERRUPT:
+                return 0
+            self._interrupted_at = None
+        ctrl_c = self._to_board.find(b"\x03")
+        if ctrl_c < 0 or not self._executing():
+            return len(self._to_board)
+        self._interrupted_at = time.monotonic()
+        return ctrl_c + 1
+
+    def _relay(self) -> None:
+        while not self._stopping:
+            readers = [self._serial_master, self._wake_read] + ([self._console] if self._console else [])
+            writers = [self._serial_master] if self._to_host else []
+            deliver = self._deliverable() if self._to_board and self._console is not None else 0
+            if deliver:
+                writers.append(self._console)
+            waiting = self._to_board and not deliver
+            readable, writable, _ = select.select(readers, writers, [], 0.005 if waiting else 0.5)
+            if self._wake_read in readable:
+                return
+            if self._serial_master in readable:
+                try:
+                    self._to_board += os.read(self._serial_master, 4096)
+                except OSError:
+                    pass
+            if self._console is not None and self._console in readable:
+                try:
+                    data = os.read(self._console, 4096)
+                except BlockingIOError:
+                    data = None
+                except OSError:  # EIO: the process has ended and its terminal closed
+                    data = b""
+                if data == b"":
+                    self._exited()
+                    continue
+                if data:
+                    self._from_board(data)
+            if self._serial_master in writable:
+                try:
+                    del self._to_host[: os.write(self._serial_master, self._to_host)]
+                except OSError:
+                    pass
+            if self._console is not None and self._console in writable:
+                try:
+                    del self._to_board[: os.write(self._console, self._to_board[:deliver])]
+                except OSError:
+                    pass
