@@ -1,6 +1,7 @@
-"""`sensing hub`: run the hub, its ingest worker, and its database migrations."""
+"""`sensing hub`: run the hub, its ingest worker, its database migrations, and Mosquitto's password files."""
 
 import logging
+from pathlib import Path
 
 import typer
 from pydantic import ValidationError
@@ -21,9 +22,11 @@ def _settings():  # type: ignore[no-untyped-def]
 
 
 def banner(app, settings) -> str:  # type: ignore[no-untyped-def]
+    from hub.ingest.mqtt import without_password
+
     base = f"http://{settings.host}:{settings.port}"
     services = app.state.services
-    broker = services.broker_url if services is not None else "(not started)"
+    broker = without_password(services.broker_url) if services is not None else "(not started)"
     embedded = " (embedded)" if not settings.broker_url else ""
     lines = [
         f"[bold]{settings.hub_name}[/bold] is running.",
@@ -86,3 +89,39 @@ def migrate() -> None:
     run_migrations(engine)
     engine.dispose()
     console.print(f"✓ Database schema is up to date: {settings.sqlalchemy_url}", highlight=False)
+
+
+@app.command("broker-files")
+def broker_files(
+    directory: Path = typer.Option(..., "--dir", help="Where to write `passwords` and `acl` for Mosquitto."),
+) -> None:
+    """Write Mosquitto's password file and ACL: each device logs in with its id and secret, and publishes only
+    under its own id; the hub's ingest logs in as the user in SENSING_BROKER_URL."""
+    from hub.broker_files import hub_login, write_broker_files
+    from hub.db import make_engine
+    from hub.db import migrate as run_migrations
+
+    settings = _settings()
+    try:
+        hub_user, hub_password = hub_login(settings)
+    except ValueError as exc:
+        abort(f"The hub's settings are not usable: {exc}.")
+    engine = make_engine(settings.sqlalchemy_url)
+    try:
+        run_migrations(engine)
+        written = write_broker_files(engine, directory, hub_user, hub_password)
+    except OSError as exc:
+        abort(f"Could not write the broker files in {directory} ({exc.strerror}): is it a directory you can write?")
+    finally:
+        engine.dispose()
+    console.print(f"✓ {devices(written.devices)} written to {written.passwords} and {written.acl}.", highlight=False)
+    if written.without_hash:
+        console.print(f"! {devices(written.without_hash)} registered before the hub kept Mosquitto hashes "
+                      "cannot log in to Mosquitto until registered again.", highlight=False)
+    if not hub_user or hub_password is None:
+        console.print("! SENSING_BROKER_URL has no user and password (mqtt://user:password@host:port): "
+                      "the hub's ingest cannot log in to this Mosquitto.", highlight=False)
+
+
+def devices(count: int) -> str:
+    return f"{count} device" if count == 1 else f"{count} devices"

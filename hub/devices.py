@@ -18,7 +18,7 @@ from hub.models import (
     Reading,
     Rejection,
 )
-from hub.security import new_public_id, new_token, token_hash
+from hub.security import mosquitto_hash, new_public_id, new_token, token_hash
 
 
 class DeviceNotFound(LookupError):
@@ -43,6 +43,7 @@ def register(
         **data.model_dump(),
         public_id=new_public_id(data.kind.value),
         secret_hash=token_hash(secret),
+        mosquitto_hash=mosquitto_hash(secret),
         owner_token_hash=token_hash(owner_token),
         registered_by=registered_by,
         simulated=simulated,

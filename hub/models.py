@@ -95,6 +95,9 @@ class Device(DeviceBase, table=True):
     latitude: float | None = Field(default=None, description="exact location: private")
     longitude: float | None = Field(default=None, description="exact location: private")
     secret_hash: str = Field(max_length=64, unique=True)
+    # The same secret hashed as Mosquitto's password_file wants it (`sensing hub broker-files`); empty for a
+    # device registered before the hub made one.
+    mosquitto_hash: str | None = Field(default=None, max_length=200)
     owner_token_hash: str = Field(max_length=64, unique=True)
     registered_by: str = Field(max_length=100)
     simulated: bool = False

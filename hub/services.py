@@ -1,12 +1,16 @@
 """The hub's background services: the embedded MQTT broker (when no broker URL is set) and MQTT ingest."""
 
 import asyncio
+import secrets
 
 from sqlalchemy import Engine
 
 from hub.broker import EmbeddedBroker
+from hub.broker_access import Logins
 from hub.ingest.mqtt import MqttIngest
 from hub.settings import Settings
+
+HUB_USER = "sensing-hub"  # the ingest's user on the embedded broker (device ids are air-… and damp-…)
 
 
 class HubServices:
@@ -18,9 +22,13 @@ class HubServices:
         self.broker_url: str | None = settings.broker_url or None
 
     async def start(self) -> None:
+        credentials = None  # a broker of your own: those in SENSING_BROKER_URL
         if not self.broker_url:
+            # The ingest's password on the embedded broker lives only in this process: made now, kept nowhere.
+            credentials = (HUB_USER, secrets.token_urlsafe(32))
             self.broker = await EmbeddedBroker(
-                self.settings.embedded_broker_host, self.settings.embedded_broker_port
+                self.settings.embedded_broker_host, self.settings.embedded_broker_port,
+                Logins(self.engine, *credentials),
             ).start()
             self.broker_url = self.broker.url
         # The embedded broker (amqtt) speaks only MQTT 3.1.1, without shared subscriptions. With a broker of its own
@@ -28,7 +36,8 @@ class HubServices:
         external = self.broker is None
         share_group = self.settings.ingest_share_group if external else ""
         self.ingest = MqttIngest(
-            self.settings, self.engine, self.broker_url, share_group=share_group, mqtt5=external
+            self.settings, self.engine, self.broker_url, share_group=share_group, mqtt5=external,
+            credentials=credentials,
         ).start()
 
     async def stop(self) -> None:

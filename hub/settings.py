@@ -24,6 +24,8 @@ class Settings(BaseSettings):
     )
     # Empty: the hub starts its own embedded broker. Otherwise mqtt://[user:pass@]host:port of a real broker.
     broker_url: str | None = None
+    # Rewrite Mosquitto's password and ACL files here after each registration (see `sensing hub broker-files`).
+    broker_files_dir: Path | None = None
     embedded_broker_host: str = "127.0.0.1"
     embedded_broker_port: int = 1883
     # The operator key bootstraps everything else (facilitator keys, devices). In development an empty key is

@@ -13,6 +13,7 @@ import atexit
 import os
 import pwd
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -96,6 +97,7 @@ class Mosquitto:
         max_inflight_messages: int = 20,
         extra_config: str = "",
         port: int | None = None,
+        allow_anonymous: bool | None = None,
     ):
         self.host = HOST
         self.port = port or 0
@@ -106,6 +108,8 @@ class Mosquitto:
         self.max_queued_messages = max_queued_messages
         self.max_inflight_messages = max_inflight_messages
         self.extra_config = extra_config
+        # None: anonymous clients are let in unless `passwords` is given (a password_file in extra_config may not be).
+        self.allow_anonymous = not passwords if allow_anonymous is None else allow_anonymous
         self.directory: Path | None = None
         self._process: subprocess.Popen | None = None
 
@@ -169,6 +173,14 @@ class Mosquitto:
         self.stop()
         return self.start()
 
+    def reload(self) -> None:
+        """Make the broker read its password and ACL files again (SIGHUP), as an operator does after changing them.
+        Returns once the broker has logged that it reloaded."""
+        assert self._process is not None and self.running, "the broker is not running"
+        reloads = self.log_text().count("Reloading config")
+        self._process.send_signal(signal.SIGHUP)
+        wait_until(lambda: self.log_text().count("Reloading config") > reloads, "Mosquitto reloaded its config")
+
     def close(self) -> None:
         """Stop the broker and delete its directory (config, log, persistence)."""
         self.stop()
@@ -194,7 +206,7 @@ class Mosquitto:
         directory = self._dir()
         lines = [
             f"listener {self.port} {self.host}",
-            f"allow_anonymous {'false' if self.passwords else 'true'}",
+            f"allow_anonymous {'true' if self.allow_anonymous else 'false'}",
             f"max_queued_messages {self.max_queued_messages}",
             "max_queued_bytes 0",
             f"max_inflight_messages {self.max_inflight_messages}",
@@ -354,7 +366,8 @@ def wait_until(condition, what: str, wait: float = WAIT) -> None:
         time.sleep(0.02)
 
 
-def publish(broker_url: str, topic: str, payloads: list[bytes]) -> None:
+def publish(broker_url: str, topic: str, payloads: list[bytes], username: str | None = None,
+            password: str | None = None) -> None:
     """Publish at QoS 1 (MQTT 3.1.1, as devices do) and wait for the broker's PUBACK of each message."""
     from urllib.parse import urlsplit
 
@@ -362,6 +375,8 @@ def publish(broker_url: str, topic: str, payloads: list[bytes]) -> None:
 
     address = urlsplit(broker_url)
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv311)
+    if username is not None:
+        client.username_pw_set(username, password)
     client.connect(address.hostname, address.port or 1883)
     client.loop_start()
     try:

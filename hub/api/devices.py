@@ -8,7 +8,8 @@ from pydantic import BaseModel, Field
 from sqlmodel import col, select
 
 from hub import consent, devices, readings
-from hub.api.deps import ManagedDeviceDep, OwnedDeviceDep, SessionDep, StaffDep, device_for
+from hub.api.deps import ManagedDeviceDep, OwnedDeviceDep, SessionDep, SettingsDep, StaffDep, device_for
+from hub.broker_files import rewrite_after_registration
 from hub.models import (
     AgreementCreate,
     AgreementPublic,
@@ -55,13 +56,15 @@ def consent_error(exc: consent.ConsentError) -> HTTPException:
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=DeviceRegistered)
-def register_device(body: DeviceRegistration, who: StaffDep, session: SessionDep) -> DeviceRegistered:
+def register_device(body: DeviceRegistration, who: StaffDep, session: SessionDep,
+                    settings: SettingsDep) -> DeviceRegistered:
     """Register a device with the consent agreement its owner gave. Needs an operator or facilitator key."""
     try:
         reg = devices.register(session, body.device, body.agreement, registered_by=who.name)
     except consent.ConsentError as exc:
         session.rollback()
         raise consent_error(exc) from exc
+    rewrite_after_registration(settings, session.get_bind())  # type: ignore[arg-type]
     return DeviceRegistered(
         device=devices.private_view(session, reg.device),
         agreement=devices.agreement_view(session, reg.agreement),

@@ -22,7 +22,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from urllib.parse import unquote, urlsplit
 
 import paho.mqtt.client as mqtt
@@ -67,6 +67,14 @@ def parse_broker_url(url: str) -> BrokerAddress:
     )
 
 
+def without_password(url: str) -> str:
+    """The broker URL to show in logs: mqtt://user:***@host:port."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    return parts._replace(netloc=f"{parts.username}:***@{parts.netloc.rsplit('@', 1)[1]}").geturl()
+
+
 def subscription(share_group: str) -> str:
     """The topic filter to subscribe to: shared between the workers of a group, or plain."""
     return f"$share/{share_group}/{TOPIC}" if share_group else TOPIC
@@ -106,11 +114,14 @@ class MqttIngest:
         client_id: str | None = None,
         share_group: str = "",
         mqtt5: bool = True,
+        credentials: tuple[str, str] | None = None,
     ):
         self.settings = settings
         self.engine = engine
-        self.broker_url = broker_url
+        self.broker_url = without_password(broker_url)  # as logged
         self.address = parse_broker_url(broker_url)
+        if credentials is not None:  # (user, password) instead of any in the URL
+            self.address = replace(self.address, username=credentials[0], password=credentials[1])
         self.client_id = client_id or settings.mqtt_client_id
         self.topic = subscription(share_group)
         self.mqtt5 = mqtt5

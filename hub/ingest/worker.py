@@ -1,7 +1,7 @@
 """Standalone ingest workers: `python -m hub.ingest` (and `sensing hub ingest`).
 
 Applies the migrations, then subscribes to SENSING_BROKER_URL and stores readings until SIGTERM or SIGINT.
-Without a broker URL it joins the embedded broker of a hub running on this machine (SENSING_EMBEDDED_BROKER_*).
+It needs a broker of your own: the embedded broker lets in only the ingest of the hub it runs in.
 
 With a broker of your own, SENSING_INGEST_WORKERS=N runs N worker processes, members of one shared subscription
 (SENSING_INGEST_SHARE_GROUP), so the broker splits the messages between them: one Python MQTT client spends most
@@ -45,13 +45,10 @@ def run_worker(settings: Settings, client_id: str, share_group: str) -> None:
     """One worker: subscribe and store until told to stop."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     stop = _stop_on_signals()
-    broker_url = settings.broker_url or f"mqtt://{settings.embedded_broker_host}:{settings.embedded_broker_port}"
+    assert settings.broker_url, "main() refuses to start without a broker URL"
     engine = make_engine(settings.sqlalchemy_url)
-    external = bool(settings.broker_url)  # the embedded broker speaks only MQTT 3.1.1
-    ingest = MqttIngest(
-        settings, engine, broker_url, client_id=client_id, share_group=share_group, mqtt5=external
-    ).start()
-    log.info("ingest worker %s storing readings from %s; stop with Ctrl-C or SIGTERM", client_id, broker_url)
+    ingest = MqttIngest(settings, engine, settings.broker_url, client_id=client_id, share_group=share_group).start()
+    log.info("ingest worker %s storing readings from %s; stop with Ctrl-C or SIGTERM", client_id, ingest.broker_url)
     try:
         stop.wait()
     finally:
@@ -65,14 +62,14 @@ def main() -> int:
     settings = _settings()
     if settings is None:
         return 2
-    if settings.ingest_workers > 1 and not settings.broker_url:
-        print("sensing ingest: several workers need a broker of your own (SENSING_BROKER_URL)", file=sys.stderr)
+    if not settings.broker_url:
+        print("sensing ingest: a standalone worker needs SENSING_BROKER_URL, a broker of your own "
+              "(the embedded broker lets in only the hub's own ingest)", file=sys.stderr)
         return 2
     engine = make_engine(settings.sqlalchemy_url)
     migrate(engine)  # once, before any worker starts
     engine.dispose()
-    # The embedded broker has no shared subscriptions: one plain subscriber there.
-    share_group = settings.ingest_share_group if settings.broker_url else ""
+    share_group = settings.ingest_share_group
     if settings.ingest_workers == 1:
         run_worker(settings, settings.mqtt_client_id, share_group)
         return 0

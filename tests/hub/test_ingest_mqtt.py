@@ -10,10 +10,11 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import create_engine, select
 
 from hub.app import create_app
 from hub.broker import EmbeddedBroker
+from hub.broker_access import Logins
 from hub.ingest.mqtt import MqttIngest, parse_broker_url
 from hub.ingest.store import REJECTION
 from hub.services import HubServices
@@ -69,6 +70,11 @@ def topic(reg: dict[str, Any]) -> str:
     return f"sensing/v1/{reg['device']['public_id']}/up"
 
 
+def as_device(reg: dict[str, Any]) -> tuple[str, str]:
+    """The MQTT user name and password of a registered device."""
+    return reg["device"]["public_id"], reg["device_secret"]
+
+
 def test_published_readings_are_stored_once_even_when_sent_twice(hub, operator):
     reg = register(hub, operator)
     ingest = services_of(hub).ingest
@@ -76,7 +82,7 @@ def test_published_readings_are_stored_once_even_when_sent_twice(hub, operator):
 
     publish(services_of(hub).broker_url, topic(reg),
             [record(1, temperature=19.5, humidity=70), record(1, temperature=19.5, humidity=70),
-             record(2, temperature=19.25, humidity=71.5)])
+             record(2, temperature=19.25, humidity=71.5)], *as_device(reg))
 
     wait_until(lambda: ingest.counts()["committed"] == 3, "three messages committed")
     assert {k: ingest.counts()[k] for k in ("received", "committed", "stored", "duplicates", "rejected")} == {
@@ -97,11 +103,10 @@ def test_bad_messages_are_recorded_and_the_subscriber_keeps_going(hub, operator)
     ingest = services_of(hub).ingest
     assert ingest is not None
 
-    publish(url, topic(reg), [b"\x00\x01 not json", record(1, co2=-5)])
-    publish(url, "sensing/v1/air-nobody/up", [record(1, co2=400)])
-    publish(url, topic(reg), [record(2, co2=415)])
+    publish(url, topic(reg), [b"\x00\x01 not json", record(1, co2=-5)], *as_device(reg))
+    publish(url, topic(reg), [record(2, co2=415)], *as_device(reg))
 
-    wait_until(lambda: ingest.counts()["committed"] == 4, "four messages committed")
+    wait_until(lambda: ingest.counts()["committed"] == 3, "three messages committed")
     assert [(r["seq"], r["value"]) for r in owner_get(hub, reg, "readings")["readings"]] == [(2, 415.0)]
     assert [(r["seq"], r["quantity"], r["reason"], r["excerpt"], r["transport"])
             for r in reversed(owner_get(hub, reg, "rejections"))] == [
@@ -109,6 +114,18 @@ def test_bad_messages_are_recorded_and_the_subscriber_keeps_going(hub, operator)
         (1, "co2", "co2 -5 ppm is outside the valid range 0.0 to 40000.0 ppm",
          f'{{"seq": 1, "t": {T}, "v": {{"co2": -5}}}}', "mqtt"),
     ]
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("broker_kind", ["mosquitto"], indirect=True)
+def test_a_message_for_an_unknown_device_is_recorded(hub):
+    """Only on a broker that lets anyone publish: the embedded one refuses unknown devices at CONNECT."""
+    ingest = services_of(hub).ingest
+    assert ingest is not None
+
+    publish(services_of(hub).broker_url, "sensing/v1/air-nobody/up", [record(1, co2=400)])
+
+    wait_until(lambda: ingest.counts()["committed"] == 1, "the message committed")
     with hub.app.state.engine.connect() as conn:
         stranger = conn.execute(select(REJECTION.c.device_id, REJECTION.c.claimed_device, REJECTION.c.reason)
                                 .where(REJECTION.c.device_id.is_(None))).all()
@@ -119,14 +136,15 @@ def test_a_persistent_session_keeps_messages_published_while_ingest_is_away(hub,
     reg = register(hub, operator)
     services = services_of(hub)
     assert services.ingest is not None and services.broker_url is not None
-    client_id = services.ingest.client_id
+    client_id, address = services.ingest.client_id, services.ingest.address
     services.ingest.stop()
 
-    publish(services.broker_url, topic(reg), [record(1, pm2_5=8.5), record(2, pm2_5=9.0)])
+    publish(services.broker_url, topic(reg), [record(1, pm2_5=8.5), record(2, pm2_5=9.0)], *as_device(reg))
     external = services.broker is None  # as HubServices subscribes: shared and MQTT 5 on a broker of our own
     settings = hub.app.state.settings
     again = MqttIngest(settings, hub.app.state.engine, services.broker_url, client_id=client_id,
-                       share_group=settings.ingest_share_group if external else "", mqtt5=external).start()
+                       share_group=settings.ingest_share_group if external else "", mqtt5=external,
+                       credentials=(address.username, address.password or "") if address.username else None).start()
     try:
         wait_until(lambda: again.counts()["committed"] == 2, "the two messages kept for the session committed")
     finally:
@@ -141,13 +159,14 @@ def test_ingest_reconnects_when_the_broker_comes_back(hub, operator, fresh_mosqu
     reg = register(hub, operator)
     ingest = services_of(hub).ingest
     assert ingest is not None
-    publish(fresh_mosquitto.url, topic(reg), [record(1, humidity=55)])
+    publish(fresh_mosquitto.url, topic(reg), [record(1, humidity=55)], *as_device(reg))
     wait_until(lambda: ingest.counts()["committed"] == 1, "the first message committed")
 
     fresh_mosquitto.restart()
-    publish(fresh_mosquitto.url, topic(reg), [record(2, humidity=56)])  # kept for the session if ingest is not back
+    # kept for the session if ingest is not back yet
+    publish(fresh_mosquitto.url, topic(reg), [record(2, humidity=56)], *as_device(reg))
     wait_until(lambda: ingest.counts()["connects"] == 2 and ingest.ready.is_set(), "ingest reconnected")
-    publish(fresh_mosquitto.url, topic(reg), [record(3, humidity=57)])
+    publish(fresh_mosquitto.url, topic(reg), [record(3, humidity=57)], *as_device(reg))
 
     wait_until(lambda: ingest.counts()["committed"] == 3, "the messages after the restart committed")
     assert [(r["seq"], r["value"]) for r in owner_get(hub, reg, "readings")["readings"]] == [
@@ -161,7 +180,8 @@ def test_the_embedded_broker_moves_to_the_next_free_port_when_its_port_is_taken(
         port = taken.getsockname()[1]
 
         async def start_and_stop() -> str:
-            broker = await EmbeddedBroker("127.0.0.1", port).start()
+            logins = Logins(create_engine("sqlite://"), "sensing-hub", "its-password")  # no one logs in here
+            broker = await EmbeddedBroker("127.0.0.1", port, logins).start()
             try:
                 return broker.url
             finally:
