@@ -1,16 +1,18 @@
-"""`sensing device`: register a device with its owner's consent (flash, deploy and provision come next)."""
+"""`sensing device`: register a device with its owner's consent, deploy the firmware (flash and provision next)."""
 
 from enum import StrEnum
 
 import typer
 
+from cli import device_deploy
 from cli.app import abort, console
 from cli.hubclient import DEFAULT_HUB, call
 
 app = typer.Typer(
-    help="Devices: register with consent. (Flash, deploy, provision, monitor and doctor are on their way.)",
+    help="Devices: register with consent, deploy the firmware. (Flash, provision, monitor, doctor: on their way.)",
     no_args_is_help=True,
 )
+app.command("deploy")(device_deploy.deploy)
 
 HubOpt = typer.Option(DEFAULT_HUB, "--hub", envvar="SENSING_HUB_URL", help="The hub's address.")
 KeyOpt = typer.Option(..., "--key", envvar="SENSING_KEY", help="An operator or facilitator key.")

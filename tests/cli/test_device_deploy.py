@@ -1,0 +1,170 @@
+"""`sensing device deploy` against a simulated board: real mpremote, the real MicroPython unix port."""
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import serial
+from typer.testing import CliRunner
+
+from cli.device_deploy import bundled_libraries
+from cli.main import app
+from tests.firmware.support import REPO
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def firmware(tmp_path) -> Path:
+    """A copy of the firmware folder, so a test can change a file."""
+    return Path(shutil.copytree(REPO / "firmware", tmp_path / "firmware", ignore=shutil.ignore_patterns("__pycache__")))
+
+
+def board_layout(firmware: Path) -> dict[str, bytes]:
+    """What docs/firmware.md says a board holds: every .py of firmware/ at its root, but firmware/__init__.py."""
+    return {
+        path.relative_to(firmware).as_posix(): path.read_bytes()
+        for path in firmware.rglob("*.py")
+        if path != firmware / "__init__.py"
+    }
+
+
+def files_on(board) -> dict[str, bytes]:
+    return {p.relative_to(board.root).as_posix(): p.read_bytes() for p in board.root.rglob("*") if p.is_file()}
+
+
+def times_on(board) -> dict[str, int]:
+    return {path.name: path.stat().st_mtime_ns for path in board.root.rglob("*.py")}
+
+
+def deploy(port: str, *options: str):
+    return runner.invoke(app, ["device", "deploy", "--port", port, *options])
+
+
+def test_deploy_puts_the_firmware_on_the_board(simulated_board, firmware):
+    expected = board_layout(firmware)
+
+    result = deploy(simulated_board.port, "--firmware", str(firmware))
+
+    assert (result.exit_code, result.stderr) == (0, "")
+    assert result.stdout == f"✓ Deployed {len(expected)} files to {simulated_board.port}.\n"
+    assert files_on(simulated_board) == expected  # byte for byte, nothing left over (no half-written .new files)
+    assert "sensors/emulated.py" in expected and "__init__.py" not in expected
+
+
+def test_a_second_deploy_copies_nothing(simulated_board, firmware):
+    deploy(simulated_board.port, "--firmware", str(firmware))
+    before = times_on(simulated_board)
+
+    result = deploy(simulated_board.port, "--firmware", str(firmware))
+
+    count = len(board_layout(firmware))
+    assert (result.exit_code, result.stderr) == (0, "")
+    assert result.stdout == f"✓ The board at {simulated_board.port} already has all {count} files: nothing to copy.\n"
+    assert times_on(simulated_board) == before
+
+
+def test_a_changed_file_is_the_only_one_copied(simulated_board, firmware):
+    deploy(simulated_board.port, "--firmware", str(firmware))
+    before = times_on(simulated_board)
+    changed = (firmware / "codec.py").read_bytes() + b"# changed\n"
+    (firmware / "codec.py").write_bytes(changed)
+
+    result = deploy(simulated_board.port, "--firmware", str(firmware))
+
+    count = len(board_layout(firmware))
+    assert (result.exit_code, result.stderr) == (0, "")
+    assert result.stdout == f"✓ Deployed {count} files to {simulated_board.port} ({count - 1} unchanged).\n"
+    assert (simulated_board.root / "codec.py").read_bytes() == changed
+    after = times_on(simulated_board)
+    assert [name for name in after if after[name] != before[name]] == ["codec.py"]
+
+
+def test_mpremote_sees_the_deployed_files(simulated_board, firmware):
+    deploy(simulated_board.port, "--firmware", str(firmware))
+    layout = board_layout(firmware)
+    expected = [f"{len(data):12} {name}" for name, data in layout.items() if "/" not in name]
+    expected += [f"{0:12} {folder}/" for folder in {name.split("/")[0] for name in layout if "/" in name}]
+
+    listed = subprocess.run(
+        [sys.executable, "-m", "mpremote", "connect", simulated_board.port, "fs", "ls", ":"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    summed = subprocess.run(
+        [sys.executable, "-m", "mpremote", "connect", simulated_board.port, "sha256sum", ":main.py"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+
+    assert (listed.returncode, listed.stderr) == (0, "")
+    assert listed.stdout.splitlines()[0] == "ls :"
+    assert sorted(listed.stdout.splitlines()[1:]) == sorted(expected)
+    assert (summed.returncode, summed.stderr) == (0, "")
+    digest = hashlib.sha256((firmware / "main.py").read_bytes()).hexdigest()
+    assert summed.stdout == f"sha256sum :main.py\n{digest}\n"
+
+
+def test_a_library_the_board_lacks_comes_from_the_bundle(simulated_board, firmware, tmp_path):
+    bundle = tmp_path / "bundle"
+    (bundle / "sensing_extra").mkdir(parents=True)
+    (bundle / "sensing_extra" / "__init__.py").write_text("ANSWER = 42\n")
+    (bundle / "json.py").write_text("raise ImportError('the build has json: this file must not be copied')\n")
+    (bundle / "manifest.json").write_text(json.dumps({"libraries": [
+        {"module": "sensing_extra", "files": ["sensing_extra/__init__.py"]},
+        {"module": "json", "files": ["json.py"]},
+    ]}))  # fmt: skip
+
+    result = deploy(simulated_board.port, "--firmware", str(firmware), "--bundle", str(bundle))
+
+    count = len(board_layout(firmware)) + 1
+    assert (result.exit_code, result.stderr) == (0, "")
+    assert result.stdout == f"✓ Deployed {count} files to {simulated_board.port}.\n"
+    assert (simulated_board.root / "lib" / "sensing_extra" / "__init__.py").read_text() == "ANSWER = 42\n"
+    assert not (simulated_board.root / "lib" / "json.py").exists()
+    again = deploy(simulated_board.port, "--firmware", str(firmware), "--bundle", str(bundle))
+    assert again.stdout == f"✓ The board at {simulated_board.port} already has all {count} files: nothing to copy.\n"
+
+
+def test_the_shipped_bundle_names_files_it_has():
+    for library in bundled_libraries():
+        assert all(file.source.is_file() for file in library.files), library.module
+
+
+def test_no_board_at_that_port():
+    result = deploy("/dev/ttyACM-sensing-none")
+
+    assert (result.exit_code, result.stdout) == (1, "")
+    assert result.stderr == (
+        "✗ There is no board at /dev/ttyACM-sensing-none: check that it is plugged in and that the port is right.\n"
+    )
+
+
+def test_a_port_where_nothing_answers():
+    ours, theirs = os.openpty()  # a serial port with nothing on the other end
+    port = os.ttyname(theirs)
+    try:
+        result = deploy(port)
+    finally:
+        os.close(ours)
+        os.close(theirs)
+
+    assert (result.exit_code, result.stdout) == (1, "")
+    assert result.stderr == (
+        f"✗ The device at {port} does not answer like a MicroPython board: "
+        "put MicroPython on it, or press its reset button, and try again.\n"
+    )
+
+
+def test_a_port_another_program_has_open(simulated_board):
+    with serial.Serial(simulated_board.port, 115200, exclusive=True):
+        result = deploy(simulated_board.port)
+
+    assert (result.exit_code, result.stdout) == (1, "")
+    assert result.stderr == (
+        f"✗ The port {simulated_board.port} is busy: close the other program using it "
+        "(a serial monitor, Thonny, another sensing command) and try again.\n"
+    )
