@@ -11,8 +11,8 @@ the hub's own ingest may connect, and each may use only its own topics (hub.brok
 to another device's topic is acknowledged and dropped, as Mosquitto does.
 
 amqtt handles a CONNECT's client id before it asks who is connecting: a client that fails to log in with the
-client id of a connected client still disconnects it. It cannot publish or read anything; the hub's ingest
-reconnects by itself.
+client id of a connected client still disconnects it. It cannot publish or read anything, and the hub's ingest
+uses a client id made afresh at every start (hub.services), so no stranger can know it.
 
 Unlike Mosquitto, amqtt forgets a message delivered to a subscriber that has not acknowledged it within 5 s or
 that disconnects before acknowledging: it is not redelivered. Ingest keeps what it received until committed, and

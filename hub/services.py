@@ -23,9 +23,14 @@ class HubServices:
 
     async def start(self) -> None:
         credentials = None  # a broker of your own: those in SENSING_BROKER_URL
+        client_id = self.settings.mqtt_client_id
         if not self.broker_url:
             # The ingest's password on the embedded broker lives only in this process: made now, kept nowhere.
             credentials = (HUB_USER, secrets.token_urlsafe(32))
+            # amqtt acts on a CONNECT's client id before it checks the login, so a stranger who knew the ingest's
+            # id could kick it off (and, with a clean session, wipe its queue). The embedded broker's sessions
+            # end with the hub anyway, so the id can be unguessable and new at every start.
+            client_id = f"{client_id}-{secrets.token_hex(8)}"
             self.broker = await EmbeddedBroker(
                 self.settings.embedded_broker_host, self.settings.embedded_broker_port,
                 Logins(self.engine, *credentials),
@@ -36,8 +41,8 @@ class HubServices:
         external = self.broker is None
         share_group = self.settings.ingest_share_group if external else ""
         self.ingest = MqttIngest(
-            self.settings, self.engine, self.broker_url, share_group=share_group, mqtt5=external,
-            credentials=credentials,
+            self.settings, self.engine, self.broker_url, client_id=client_id, share_group=share_group,
+            mqtt5=external, credentials=credentials,
         ).start()
 
     async def stop(self) -> None:

@@ -305,3 +305,27 @@ def test_broker_files_hold_every_device_and_the_hubs_user(guarded):
         f"user {HUB_USER}\n"
         "topic read sensing/v1/+/up\n"
     )
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("guarded", ["embedded"], indirect=True)
+def test_a_stranger_cannot_knock_the_ingest_off_the_embedded_broker(guarded):
+    reg = guarded.register()
+    ingest = guarded.ingest
+    configured_id = guarded.client.app.state.settings.mqtt_client_id
+    assert ingest.client_id.startswith(f"{configured_id}-") and len(ingest.client_id) == len(configured_id) + 17
+
+    # A stranger who knows the configured id (it is in the docs) connects with it, with a clean session.
+    stranger = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=configured_id, protocol=mqtt.MQTTv311)
+    stranger.username_pw_set(HUB_USER, "a guess")
+    address = parse_broker_url(guarded.url)
+    stranger.connect(address.host, address.port)
+    stranger.loop_start()
+    time.sleep(0.5)
+    stranger.disconnect()
+    stranger.loop_stop()
+
+    public_id, secret = creds(reg)
+    publish(guarded.url, topic(public_id), [record(1, co2=415)], public_id, secret)
+    wait_until(lambda: guarded.ingest.counts()["committed"] == 1, "the message committed")
+    assert ingest.counts()["connects"] == 1  # never knocked off, never reconnected
