@@ -15,7 +15,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn
 
 import firmware
 from cli.app import abort, console
-from cli.board import Board, BoardError, Survey, connected
+from cli.board import Board, BoardError, Survey, connected, parent_dirs
 
 FIRMWARE = Path(firmware.__file__).parent
 BUNDLE = Path(__file__).parent / "bundle"
@@ -73,8 +73,9 @@ def unchanged(board: Board, file: BoardFile, survey: Survey) -> bool:
 
 
 def copy_files(board: Board, files: list[BoardFile], survey: Survey, progress: Progress) -> None:
-    for folder in sorted({d for f in files for d in _parents(f.path)} - survey.dirs, key=lambda d: d.count("/")):
-        board.make_dir(folder)
+    for folder in parent_dirs([file.path for file in files]):
+        if folder not in survey.dirs:
+            board.make_dir(folder)
     sizes = {file.path: len(file.data()) for file in files}
     task = progress.add_task("Copying", total=sum(sizes.values()))
     done = 0
@@ -83,11 +84,6 @@ def copy_files(board: Board, files: list[BoardFile], survey: Survey, progress: P
         board.write_file(file.path, file.data(), lambda n, before=done: progress.update(task, completed=before + n))
         done += sizes[file.path]
         progress.update(task, completed=done)
-
-
-def _parents(path: str) -> list[str]:
-    parts = path.strip("/").split("/")[:-1]
-    return ["/" + "/".join(parts[: i + 1]) for i in range(len(parts))]
 
 
 def result_sentence(port: str, total: int, kept: int) -> str:

@@ -24,10 +24,12 @@ a board, the simulator makes up for:
   terminal keeps ISIG on while code runs (the REPL turns it off while it reads a line) and the kernel turns
   Ctrl-C into SIGINT. Bytes for the board are held back while a new process starts, until its boot script has
   set the board up (before that, SIGINT would kill it rather than interrupt it, or leave it half set up).
-- The filesystem: the boot script mounts board.root at "/" (os.VfsPosix), so "/main.py" is board.root/main.py,
-  sys.path is ["", ".frozen", "/lib"] as on a board. os, open, hashlib and binascii are the unix port's own,
-  which is all mpremote's fs commands need: nothing extra is put in the board's filesystem. Only
-  `os.ilistdir` is wrapped, to give each file's size as a board's filesystems do (VfsPosix gives none).
+- The filesystem: the boot script (board_boot.py) mounts board.root at "/" (os.VfsPosix), so "/main.py" is
+  board.root/main.py; sys.path is ["", ".frozen", "/lib"] as on a board. os, open, hashlib and binascii are
+  the unix port's own, which is all mpremote's fs commands need: nothing extra is put in the board's
+  filesystem. Two are wrapped: `os.ilistdir`, to give each file's size as a board's filesystems do
+  (VfsPosix gives none), and `os.rename`, which the unix port gets wrong for absolute paths under a VfsPosix
+  mounted at "/".
 - The board type: `sys.platform` ("rp2", "esp32") and `os.uname().machine` ("Raspberry Pi Pico W with
   RP2040") are those of the simulated board, through stand-ins put in sys.modules for `sys`, `os` and
   `machine` (which also gets reset and soft_reset). The banner stays the unix port's own.
@@ -36,6 +38,7 @@ Not simulated: the line-ending conversion of a board's console (the unix port pr
 prints "\\r\\n"), baud rates and DTR/RTS, the size of a board's flash and RAM.
 """
 
+import json
 import os
 import select
 import shutil
@@ -60,81 +63,7 @@ RESET_STATUS = 86  # the exit status of machine.reset() in the boot script's sta
 HOLD_AFTER_INTERRUPT = 0.5  # seconds; see SimulatedBoard._deliverable
 HOST_BUFFER = 64 * 1024  # what the board keeps for a serial port nobody reads; older output is dropped
 
-BOOT_SCRIPT = """\
-# The simulator's boot: make the unix port look like a %(board)s, then run boot.py (and main.py).
-def _boot():
-    import machine
-    import os
-    import sys
-
-    ready = open(%(ready)r, "w")  # opened now, while the host's filesystem is still at "/"
-    os.umount("/")
-    os.mount(os.VfsPosix(%(root)r), "/")
-    os.chdir("/")
-    while sys.path:
-        sys.path.pop()
-    for entry in ("", ".frozen", "/lib"):
-        sys.path.append(entry)
-
-    class Module:
-        pass
-
-    def like(module, **extra):
-        copy = Module()
-        for name in dir(module):
-            if not name.startswith("__"):
-                setattr(copy, name, getattr(module, name))
-        for name in extra:
-            setattr(copy, name, extra[name])
-        return copy
-
-    class Uname:
-        sysname = nodename = %(platform)r
-        release = "%%d.%%d.%%d" %% sys.implementation.version[:3]
-        version = "v" + release + " (simulated)"
-        machine = %(machine)r
-
-    def reset():
-        sys.exit(%(reset_status)d)
-
-    def soft_reset():
-        sys.exit(0)
-
-    def ilistdir(path=""):  # as littlefs and FAT do, and VfsPosix does not: with each file's size
-        for entry in os.ilistdir(path) if path else os.ilistdir():
-            size = 0
-            if entry[1] == 0x8000:
-                size = os.stat((path.rstrip("/") + "/" if path else "") + entry[0])[6]
-            yield (entry[0], entry[1], entry[2], size)
-
-    sys.modules["sys"] = like(sys, platform=%(platform)r)
-    sys.modules["os"] = like(os, uname=lambda: Uname, ilistdir=ilistdir)
-    sys.modules["machine"] = like(machine, reset=reset, soft_reset=soft_reset)
-
-    def run(path):
-        try:
-            os.stat(path)
-        except OSError:
-            return
-        try:
-            with open(path) as f:
-                code = f.read()
-            exec(compile(code, path, "exec"), {"__name__": "__main__"})
-        except SystemExit:
-            raise
-        except BaseException as e:  # a KeyboardInterrupt too: Ctrl-C stops main.py and the REPL starts
-            sys.print_exception(e)
-
-    ready.write("ready")
-    ready.close()  # Ctrl-C from now on is a KeyboardInterrupt, not the end of the process (see _relay)
-    run("boot.py")
-    if %(run_main)r:
-        run("main.py")
-
-
-_boot()
-del _boot
-"""
+BOOT = Path(__file__).with_name("board_boot.py")  # MicroPython: sets the board up at each start
 
 
 def _board_console_attributes(fd: int) -> list:
@@ -238,17 +167,18 @@ class SimulatedBoard:
     def _spawn(self, run_main: bool, raw: bool) -> None:
         ready = self._private / "ready"
         ready.unlink(missing_ok=True)
-        boot = self._private / "boot.py"
-        boot.write_text(BOOT_SCRIPT % {
-            "board": self.board, "ready": str(ready), "root": str(self.root.resolve()), "platform": self.platform,
+        settings = self._private / "settings.json"
+        settings.write_text(json.dumps({
+            "ready": str(ready), "root": str(self.root.resolve()), "platform": self.platform,
             "machine": self.machine, "reset_status": RESET_STATUS, "run_main": run_main,
-        })
+        }))  # fmt: skip
+        env = dict(os.environ, SENSING_BOARD_SETTINGS=str(settings))
         pid, console = os.forkpty()  # the child's terminal becomes its controlling one, so Ctrl-C is SIGINT
         if pid == 0:  # the child: only set up its terminal and exec
             try:
                 termios.tcsetattr(0, termios.TCSANOW, _board_console_attributes(0))
                 os.chdir(self.root)
-                os.execv(self.micropython, [self.micropython, "-i", str(boot)])
+                os.execve(self.micropython, [self.micropython, "-i", str(BOOT)], env)
             finally:
                 os._exit(127)
         os.set_blocking(console, False)

@@ -12,7 +12,8 @@ import pytest
 import serial
 from typer.testing import CliRunner
 
-from cli.device_deploy import bundled_libraries
+from cli.board import Survey, connected
+from cli.device_deploy import BoardFile, bundled_libraries, unchanged
 from cli.main import app
 from tests.firmware.support import REPO
 
@@ -168,3 +169,19 @@ def test_a_port_another_program_has_open(simulated_board):
         f"✗ The port {simulated_board.port} is busy: close the other program using it "
         "(a serial monitor, Thonny, another sensing command) and try again.\n"
     )
+
+
+def test_without_hashlib_on_the_board_files_are_compared_by_size_then_content(simulated_board, firmware):
+    deploy(simulated_board.port, "--firmware", str(firmware))
+    codec = BoardFile(firmware / "codec.py", "/codec.py")
+    size = len(codec.data())
+    no_hashes = Survey(files={"/codec.py": size}, dirs=set(), sha256=False)  # what a build without hashlib reports
+
+    with connected(simulated_board.port) as board:
+        same = unchanged(board, codec, no_hashes)
+        codec.source.write_bytes(codec.data().replace(b"e", b"E"))  # same size, other bytes
+        same_size_other_bytes = unchanged(board, codec, no_hashes)
+        codec.source.write_bytes(codec.data() + b"\n")
+        other_size = unchanged(board, codec, no_hashes)
+
+    assert (same, same_size_other_bytes, other_size) == (True, False, False)
