@@ -185,3 +185,17 @@ def test_without_hashlib_on_the_board_files_are_compared_by_size_then_content(si
         other_size = unchanged(board, codec, no_hashes)
 
     assert (same, same_size_other_bytes, other_size) == (True, False, False)
+
+
+def test_deploy_stops_the_program_the_board_is_running(simulated_board, firmware):
+    (simulated_board.root / "main.py").write_text("import time\nwhile True:\n    time.sleep(0.01)\n")
+    with serial.Serial(simulated_board.port, 115200, timeout=0.1) as console:
+        console.write(b"\x04")  # soft reboot: main.py starts and never returns
+        started = b"".join(console.read(64) for _ in range(20))  # two seconds' worth at most
+        assert b"MPY: soft reboot\r\n" in started
+
+    result = deploy(simulated_board.port, "--firmware", str(firmware))
+
+    assert (result.exit_code, result.stderr) == (0, "")
+    assert result.stdout == f"✓ Deployed {len(board_layout(firmware))} files to {simulated_board.port}.\n"
+    assert files_on(simulated_board) == board_layout(firmware)
