@@ -12,6 +12,7 @@ from sqlmodel import Session
 from hub import consent
 from hub.api import consent as consent_api
 from hub.api import devices as devices_api
+from hub.api import info as info_api
 from hub.api import ingest as ingest_api
 from hub.api import keys as keys_api
 from hub.api import lorawan as lorawan_api
@@ -80,4 +81,5 @@ def create_app(
         app.include_router(router, prefix="/api/v1")
     app.include_router(ingest_api.router, prefix="/api/v1")
     app.include_router(lorawan_api.router, prefix="/api/v1")
+    app.include_router(info_api.router, prefix="/api/v1")
     return app
