@@ -53,7 +53,7 @@ def _refuse(engine: Engine, message: Message, reason: str, code: int, device_id:
     return unauthorized(reason) if code == status.HTTP_401_UNAUTHORIZED else HTTPException(code, reason)
 
 
-async def _read_body(request: Request, limit: int) -> tuple[bytes, bool]:
+async def read_body(request: Request, limit: int) -> tuple[bytes, bool]:
     """The body, read no further than `limit` + 1 bytes; and whether there was more than `limit`."""
     parts: list[bytes] = []
     size = 0
@@ -106,7 +106,7 @@ async def ingest_readings(request: Request, credentials: BearerDep) -> IngestRes
     """Store readings sent by a device. Body: one record `{"seq", "t", "v"}` or a list of them."""
     settings: Settings = request.app.state.settings
     received_at = utcnow()
-    body, too_big = await _read_body(request, settings.max_message_bytes)
+    body, too_big = await read_body(request, settings.max_message_bytes)
     oversize = (_declared_size(request) or 0) if too_big else None
     message = Message(Transport.http, None, body, received_at)
     # The database work runs off the event loop, which also serves the embedded MQTT broker.

@@ -19,7 +19,7 @@ from sqlalchemy import Engine, func, select
 from starlette.concurrency import run_in_threadpool
 
 from hub.api.deps import unauthorized
-from hub.api.ingest import STATUS, IngestResult, RejectedReading, _read_body
+from hub.api.ingest import STATUS, IngestResult, RejectedReading, read_body
 from hub.ingest import lorawan, pipeline
 from hub.ingest.pipeline import Message, Refusal, Rejected, Stamp
 from hub.ingest.store import REJECTION, ingest, lookup
@@ -130,7 +130,7 @@ def _ingest(engine: Engine, settings: Settings, network: str, body: bytes, too_b
 async def _receive(request: Request, network: str) -> LorawanResult:
     settings: Settings = request.app.state.settings
     received_at = utcnow()
-    body, too_big = await _read_body(request, settings.max_message_bytes)
+    body, too_big = await read_body(request, settings.max_message_bytes)
     authorization = request.headers.get("authorization")
     # The database work runs off the event loop, which also serves the embedded MQTT broker.
     return await run_in_threadpool(_ingest, request.app.state.engine, settings, network, body, too_big, received_at,
