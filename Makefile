@@ -40,6 +40,8 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.ingest
+	$(BIN)/python -m bench.lorawan_airtime
+	$(BIN)/python -m bench.firmware_memory
 
 clean:
 	rm -rf $(VENV) .pytest_cache
