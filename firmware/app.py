@@ -1,12 +1,17 @@
-# The firmware's main loop: read the sensor, number the reading, keep it, send it, forget it once acknowledged.
-# MicroPython common subset. The sensor, clock, sleep and MQTT client are injectable; run() touches nothing
-# until it is called.
+# The firmware's main loop: read the sensors, number the reading, keep it, send it, forget it once
+# acknowledged. MicroPython common subset. The hardware (machine, onewire), sensors, clock, sleep, watchdog
+# and uplink client are injectable; run() touches nothing until it is called.
 #
 # A reading becomes a record {"seq", "t", "v"} (seq.py: never reused, even across a power cut), goes into
-# the flash buffer (buffer.py) before any send, and leaves it only after the broker's PUBACK, in batches of
-# up to `batch` readings per message, oldest first. A resent record is the same bytes, so it keeps its seq;
-# the hub drops a repeat. A reading taken before the time is known (clock.py) is kept with its boot id and
+# the flash buffer (buffer.py) before any send, and leaves it only after the broker's PUBACK (MQTT), in
+# batches of up to `batch` readings per message, oldest first, or after the modem's "sent" (LoRaWAN, one
+# compact reading per uplink, lora_uplink.py). A resent record is the same bytes, so it keeps its seq; the
+# hub drops a repeat. A reading taken before the time is known (clock.py) is kept with its boot id and
 # uptime instead of "t", and gets its time just before it is sent.
+#
+# Each cycle: feed the watchdog, read every sensor (faults go into the status, the reading keeps the rest),
+# send when the backoff allows, apply settings that arrived (config topic, downlink), report the status,
+# then wait (awake with the LED playing, light sleep, or deep sleep) for the next reading.
 
 import json
 import time
@@ -17,83 +22,36 @@ except ImportError:  # every board build has it; a stripped-down port might not
     random = None
 
 try:
-    from . import codec, mqtt
+    from . import board, codec, mqtt, power
+    from . import config as settings
     from .buffer import Buffer, Files, join
     from .clock import Clock, board_time, next_boot, sntp
+    from .config import DEFAULTS, REQUIRED, SEGMENT, ConfigError, make_config
     from .seq import SeqCounter
-    from .sensors.emulated import EmulatedSensor
+    from .status import Led, Status, goodbye
 except ImportError:  # copied flat onto a board
+    import board
     import codec
+    import config as settings
     import mqtt
+    import power
     from buffer import Buffer, Files, join
     from clock import Clock, board_time, next_boot, sntp
+    from config import DEFAULTS, REQUIRED, SEGMENT, ConfigError, make_config
     from seq import SeqCounter
-    from sensors.emulated import EmulatedSensor
+    from status import Led, Status, goodbye
 
-DEFAULTS = {
-    "broker_host": "127.0.0.1",
-    "broker_port": 1883,
-    "interval": 60,          # seconds between readings
-    "cycles": 0,             # readings to take before returning; 0 runs forever
-    "drain_seconds": 0,      # after the last cycle, keep retrying the buffer this long
-    "state_dir": "/",        # where the seq counter, the buffer and the clock's anchors live
-    "seed": 1,               # the emulated sensor's seed
-    "keepalive": 60,
-    "timeout": 5,            # seconds to wait for the broker (CONNACK, PUBACK) and the time server
-    "backoff_initial": 1,    # seconds before the first retry after a failure, doubled each failure
-    "backoff_max": 300,
-    "backoff_jitter": 0.5,   # each wait is shortened by a random part of up to this fraction
-    "batch": 20,             # readings per MQTT message at most
-    "batch_bytes": 8192,     # bytes per MQTT message at most (the hub takes up to 65536)
-    "buffer_bytes": 65536,   # flash kept for readings not yet sent; the oldest go when it is full
-    "ntp_host": "pool.ntp.org",
-    "ntp_port": 123,
-    "ntp_every": 21600,      # seconds between asking NTP again, once it has answered
-}
-REQUIRED = ("device_id", "secret")
-SEGMENT = 4096               # the buffer's segment: one flash erase block on ESP32 and rp2
-HUB_MAX_MESSAGE = 65536
+__all__ = ("DEFAULTS", "REQUIRED", "SEGMENT", "make_config", "load_config", "run")
 
 
 def load_config(path):
-    """Read a JSON config file and fill in the defaults. Raises ValueError with one sentence."""
-    try:
-        f = open(path)
-        try:
-            given = json.loads(f.read())
-        finally:
-            f.close()
-    except OSError:
-        raise ValueError("cannot read the config file %s" % path)
-    except ValueError:
-        raise ValueError("the config file %s is not valid JSON" % path)
-    return make_config(given)
-
-
-def make_config(given):
-    config = dict(DEFAULTS)
-    config.update(given)
-    for key in REQUIRED:
-        if not config.get(key):
-            raise ValueError("the config has no '%s'" % key)
-    if not 512 <= config["batch_bytes"] <= HUB_MAX_MESSAGE:
-        raise ValueError("'batch_bytes' must be between 512 and %d (the hub's limit)" % HUB_MAX_MESSAGE)
-    if config["batch"] < 1:
-        raise ValueError("'batch' must be at least 1")
-    if config["buffer_bytes"] < 2 * SEGMENT:
-        raise ValueError("'buffer_bytes' must be at least %d" % (2 * SEGMENT))
-    return config
+    """Read a JSON config file, fill in the defaults and check it. Raises ConfigError (a ValueError) with
+    one sentence."""
+    return settings.load(path)
 
 
 def topic(config, kind):
     return "sensing/v1/%s/%s" % (config["device_id"], kind)
-
-
-def status(buf):
-    """The retained status: `online`, then what was lost if anything, e.g. `online dropped=3 untimed=0`."""
-    if not buf.dropped and not buf.untimed:
-        return "online"
-    return "online dropped=%d untimed=%d" % (buf.dropped, buf.untimed)
 
 
 def message(records):
@@ -143,35 +101,51 @@ def adopt_queue(state, buf, files):
 
 
 class Uplink:
-    """The MQTT connection, made on demand, with a retained status: `online` (plus losses), `offline`."""
+    """The MQTT connection, made on demand: the retained status (its last will says offline), readings in
+    batches, and settings arriving on the retained config topic."""
 
-    def __init__(self, config, client_factory=None):
+    def __init__(self, config, status, client_factory=None):
         self.config = config
+        self.status = status
         self.client_factory = client_factory or mqtt.MQTTClient
         self.client = None
         self.reported = None  # the status last published
+        self.inbox = []       # settings changes that arrived: dicts, or ConfigError for one we cannot read
 
-    def connect(self, buf):
+    def connect(self):
         c = self.config
         client = self.client_factory(c["device_id"], c["broker_host"], c["broker_port"],
                                      user=c["device_id"], password=c["secret"],
                                      keepalive=c["keepalive"], timeout=c["timeout"])
-        client.set_last_will(topic(c, "status"), b"offline", retain=True, qos=1)
+        client.set_last_will(topic(c, "status"), goodbye(), retain=True, qos=1)
+        client.on_message = self._on_message
         client.connect()
         self.client = client
-        self.report(buf)
+        self.report()
+        client.subscribe(topic(c, "config"), qos=1)  # the retained settings arrive right after
 
-    def report(self, buf):
-        text = status(buf)
+    def _on_message(self, name, payload):
+        if name != topic(self.config, "config"):
+            return
+        try:
+            changes = json.loads(payload)
+        except ValueError:
+            changes = ConfigError("the settings on the config topic are not valid JSON")
+        self.inbox.append(changes)
+
+    def report(self, status=None):
+        if self.client is None:
+            return
+        text = self.status.encode()
         if text != self.reported:
-            self.client.publish(topic(self.config, "status"), text.encode(), qos=1, retain=True)
+            self.client.publish(topic(self.config, "status"), text, qos=1, retain=True)
             self.reported = text
 
     def send(self, buf, clock):
         """Publish the buffered records, oldest first, a batch per message; a batch leaves the buffer only
         after its PUBACK. Returns how many were dropped for want of a time."""
         if self.client is None:
-            self.connect(buf)
+            self.connect()
         c = self.config
         up = topic(c, "up")
         lost = 0
@@ -185,15 +159,24 @@ class Uplink:
                 break  # the oldest reading waits for the time
             buf.ack(done, untimed)
             lost += untimed
-        self.report(buf)
+        self.report()
         return lost
 
-    def close(self, clean=False):
+    def settings(self):
+        """The settings changes that arrived since the last call."""
+        if self.client is not None:
+            while self.client.check_msg() is not None:
+                pass
+        out = self.inbox
+        self.inbox = []
+        return out
+
+    def close(self, clean=False, state="offline"):
         if self.client is None:
             return
         if clean:
             try:
-                self.client.publish(topic(self.config, "status"), b"offline", qos=1, retain=True)
+                self.client.publish(topic(self.config, "status"), goodbye(state), qos=1, retain=True)
             except OSError:
                 pass
             self.client.disconnect()
@@ -211,47 +194,106 @@ def make_clock(config, state, files, now=board_time):
     return Clock(next_boot(join(state, "boot"), files), join(state, "clock"), now=now, ntp=ntp, files=files)
 
 
-def run(config, sensor=None, clock=None, sleep=time.sleep, log=print, client_factory=None, files=None):
+def make_uplink(config, status, hardware, board_map, pw, log, client_factory=None):
+    if config["transport"] != "lorawan":
+        return Uplink(config, status, client_factory)
+    try:
+        from . import lorawan
+        from .lora_uplink import FedClock, LoraUplink
+    except ImportError:
+        import lorawan
+        from lora_uplink import FedClock, LoraUplink
+    clock = FedClock(hardware.modem_clock or lorawan.modem.Clock(), pw.feed)
+    radio = lorawan.make(config["lora_modem"], board.modem_uart(config, hardware, board_map), clock)
+    return LoraUplink(config, radio, log)
+
+
+def run(config, sensor=None, clock=None, sleep=time.sleep, log=print, client_factory=None, files=None,
+        hardware=None, config_file=None, wdt=None):
     """Take config["cycles"] readings (forever when 0) every config["interval"] seconds and send them.
-    Returns how many readings are still in the buffer."""
+    `config_file` is where settings changes are kept. Returns how many readings are still in the buffer."""
     state = config["state_dir"]
     files = files or Files()
+    hardware = hardware or board.on_this_port()
+    status = Status()
+    board_map = {}
+    if hardware.has_buses():
+        try:
+            board_map = board.load_map(hardware, config["board"])
+        except ValueError as e:
+            status.boot_faults.append({"sensor": "board", "fault": "absent", "message": str(e)})
+    led = Led(board.led_pin(hardware, board_map), config["led"])
+    wdt = wdt or power.watchdog(hardware.machine, config["watchdog_ms"])
+    pw = power.Power(config["sleep"], hardware.machine, led, wdt, config["watchdog_ms"], sleep,
+                     power.state_store(hardware.machine, state, files))
+    woke = pw.woke()
     seqs = SeqCounter(join(state, "seq"), files=files)
+    if woke.get("limit") == seqs.limit and 0 <= woke.get("seq", -1) <= seqs.limit:
+        seqs.value = woke["seq"]  # back from deep sleep: carry on without a gap or a flash write
     buf = Buffer(state, config["buffer_bytes"], SEGMENT, files)
+    status.buf = buf
     adopt_queue(state, buf, files)
     clock = clock or make_clock(config, state, files)
-    sensor = sensor or EmulatedSensor(config["seed"])
-    device = Device(config, buf, clock, Uplink(config, client_factory), log)
+    sensors = sensor or board.find_sensors(config, hardware, board_map, status.boot_faults)
+    pw.feed()
+    device = Device(config, buf, clock, None, log, status, led, pw, config_file, files)
+    device.note_faults(status.boot_faults)
     cycles = config["cycles"]
     cycle = 0
     try:
+        device.uplink = make_uplink(config, status, hardware, board_map, pw, log, client_factory)
         while not cycles or cycle < cycles:
-            device.keep(seqs.next(), sensor.read())
+            pw.feed()
+            device.measure(seqs, sensors)
             cycle += 1
             device.work()
             if not cycles or cycle < cycles:
-                sleep(config["interval"])
+                device.rest(seqs)
         start = mqtt.ticks_ms()
         while len(buf) and mqtt.elapsed_ms(start) < config["drain_seconds"] * 1000:
-            sleep(max(0.05, min(device.wait(), config["drain_seconds"] - mqtt.elapsed_ms(start) / 1000)))
+            pw.rest(max(0.05, min(device.wait(), config["drain_seconds"] - mqtt.elapsed_ms(start) / 1000)))
             device.work()
     finally:
-        device.uplink.close(clean=True)
+        if device.uplink is not None:
+            device.uplink.close(clean=True)
         seqs.close()
     return len(buf)
 
 
 class Device:
-    """What run() does each cycle: keep the reading, get the time when due, send when due, log failures."""
+    """What run() does each cycle: read the sensors, keep the reading, get the time when due, send when
+    due, apply settings that arrived, report the status, and log failures."""
 
-    def __init__(self, config, buf, clock, uplink, log):
+    def __init__(self, config, buf, clock, uplink, log, status=None, led=None, pw=None, config_file=None,
+                 files=None):
         self.config = config
         self.buf = buf
         self.clock = clock
         self.uplink = uplink
         self.log = log
+        self.status = status or Status(buf)
+        self.led = led or Led()
+        self.power = pw or power.Power(config["sleep"])
+        self.config_file = config_file
+        self.files = files
+        self.faults_seen = []  # the sensors last logged as failing, so a lasting fault is logged once
         self.backoff = Backoff(config["backoff_initial"], config["backoff_max"], config["backoff_jitter"])
         self.ntp_backoff = Backoff(config["backoff_initial"], config["backoff_max"], config["backoff_jitter"])
+
+    def measure(self, seqs, sensors):
+        got = sensors.read()
+        values, faults = got if isinstance(got, tuple) else (got, [])
+        self.status.faults = faults
+        self.note_faults(faults)
+        if values:  # every sensor failed: no reading this cycle, and no seq spent on it
+            self.keep(seqs.next(), values)
+
+    def note_faults(self, faults):
+        names = [f["sensor"] + " " + f["fault"] for f in faults]
+        for f in faults:
+            if f["sensor"] + " " + f["fault"] not in self.faults_seen:
+                self.log("sensing: sensor fault: %s" % f["message"])
+        self.faults_seen = names
 
     def keep(self, seq, values):
         t = self.clock.time()
@@ -273,6 +315,17 @@ class Device:
             self.sync()
         if self.backoff.due():
             self.send()
+        try:
+            for changes in self.uplink.settings():
+                self.apply(changes)
+            self.uplink.report(self.status)
+        except OSError as e:
+            self.uplink.close()
+            self.status.network = False
+            self.backoff.fail()
+            self.log("sensing: lost the connection (%s)" % e)
+        self.led.show(self.status.led_state())
+        self.power.feed()
 
     def sync(self):
         try:
@@ -285,18 +338,56 @@ class Device:
 
     def send(self):
         c = self.config
+        if len(self.buf):
+            self.led.show("sending")
         try:
             lost = self.uplink.send(self.buf, self.clock)
             self.backoff.reset()
-        except OSError as e:  # mqtt.MQTTError is an OSError
+            self.status.network = True
+        except OSError as e:  # mqtt.MQTTError and lora_uplink.UplinkError are OSErrors
             self.uplink.close()
+            self.status.network = False
             delay = self.backoff.fail()
-            self.log("sensing: cannot send to %s:%s (%s); %d reading(s) kept, retrying in %s s"
-                     % (c["broker_host"], c["broker_port"], e, len(self.buf), seconds(delay)))
+            where = "the LoRaWAN network" if c["transport"] == "lorawan" else "%s:%s" % (
+                c["broker_host"], c["broker_port"])
+            self.log("sensing: cannot send to %s (%s); %d reading(s) kept, retrying in %s s"
+                     % (where, e, len(self.buf), seconds(delay)))
             return
         if lost:
             self.log("sensing: %d reading(s) not sent: taken before a restart, and the time never known"
                      % lost)
+
+    def apply(self, changes):
+        """Check a settings change against the whole config, keep it in the config file, use it."""
+        if isinstance(changes, ConfigError):
+            return self.refuse(str(changes))
+        if isinstance(changes, dict) and changes and [k for k in changes if self.config.get(k) != changes[k]] == []:
+            return  # the retained settings again, already in use
+        try:
+            given = settings.read(self.config_file, self.files) if self.config_file else dict(self.config)
+            given = settings.update(given, changes)
+            if self.config_file:
+                settings.save(self.config_file, given, self.files)
+        except ConfigError as e:
+            return self.refuse(str(e))
+        self.config.update(changes)
+        self.power.mode = self.config["sleep"]
+        self.led.enable(self.config["led"])
+        self.status.message = ""
+        self.log("sensing: settings changed: %s" % ", ".join(
+            ["%s %s" % (k, json.dumps(changes[k])) for k in sorted(changes)]))
+
+    def refuse(self, why):
+        self.status.message = "config refused: %s" % why
+        self.log("sensing: %s" % self.status.message)
+
+    def rest(self, seqs):
+        """Wait for the next reading, the configured way."""
+        interval = self.config["interval"]
+        if self.config["sleep"] != "deep":
+            return self.power.rest(interval)
+        self.uplink.close(clean=True, state="asleep")
+        self.power.deep_sleep(interval, {"seq": seqs.value, "limit": seqs.limit})
 
 
 def seconds(x):

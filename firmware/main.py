@@ -2,25 +2,41 @@
 #   board:      /main.py runs at boot with /config.json
 #   unix port:  MICROPYPATH=<repo> micropython -m firmware.main path/to/config.json
 #               (or SENSING_CONFIG=path/to/config.json)
+#
+# A config that cannot be used does not crash the board: it shows the "config invalid" LED pattern,
+# publishes "config invalid: <why>" as its status when it has enough to reach the broker, and waits for
+# good settings on its config topic, which it keeps and then runs with. On a board it waits for ever
+# (feeding the watchdog); on a laptop it says why and stops, unless SENSING_SAFE_SECONDS says to wait.
 import sys
 import time
 
 try:
-    from . import app
+    from . import app, board, mqtt, power
+    from . import config as settings
+    from .status import Led, Status
 except (ImportError, KeyError):  # flat on a board; MicroPython raises KeyError in __main__
     import app
+    import board
+    import config as settings
+    import mqtt
+    import power
+    from status import Led, Status
 
 DEFAULT_CONFIG = "/config.json"
+
+
+def _getenv(name):
+    try:
+        import os
+        return os.getenv(name)
+    except (ImportError, AttributeError):  # boards have no environment
+        return None
 
 
 def config_path():
     if len(sys.argv) > 1 and sys.argv[1]:
         return sys.argv[1]
-    try:
-        import os
-        return os.getenv("SENSING_CONFIG") or DEFAULT_CONFIG
-    except (ImportError, AttributeError):  # boards have no environment
-        return DEFAULT_CONFIG
+    return _getenv("SENSING_CONFIG") or DEFAULT_CONFIG
 
 
 def join_wifi(config, wait_s=30):
@@ -41,14 +57,92 @@ def join_wifi(config, wait_s=30):
     return wlan
 
 
-def main():
+def safe_wait_s(hardware):
+    """How long to wait for good settings: for ever on a board, SENSING_SAFE_SECONDS (0) on a laptop."""
+    if hardware.has_buses():
+        return None
     try:
-        config = app.load_config(config_path())
-    except ValueError as e:
-        print("sensing: %s" % e)
-        return 1
+        return float(_getenv("SENSING_SAFE_SECONDS") or 0)
+    except ValueError:
+        return 0
+
+
+def safe_mode(path, error, hardware, wait_s, log=print, sleep=time.sleep, client_factory=None, wdt=None):
+    """Show and publish why the config is invalid; wait for settings that fix it. True once fixed."""
+    status = Status()
+    status.state = "config_invalid"
+    status.message = "config invalid: %s" % error
+    log("sensing: %s" % status.message)
+    try:
+        given = settings.read(path)
+    except settings.ConfigError:
+        given = {}
+    base = dict(settings.DEFAULTS)
+    base.update(given if isinstance(given, dict) else {})
+    led = Led(board.led_pin(hardware, _board_map(hardware, base)), True)
+    led.show("config_invalid")
+    pw = power.Power("none", hardware.machine, led, wdt or power.watchdog(hardware.machine, settings.DEFAULTS[
+        "watchdog_ms"]), settings.DEFAULTS["watchdog_ms"], sleep)
+    uplink = None
+    try:
+        settings.check_identity(base)
+        uplink = app.Uplink(base, status, client_factory)
+    except (settings.ConfigError, TypeError, KeyError):
+        pass  # no id or secret: the LED alone can say it
+    start = mqtt.ticks_ms()
+    try:
+        while wait_s is None or mqtt.elapsed_ms(start) < wait_s * 1000:
+            if uplink is not None and _fixed(path, given, uplink, status, log):
+                return True
+            pw.rest(1)
+    finally:
+        if uplink is not None:
+            uplink.close()
+    return False
+
+
+def _board_map(hardware, base):
+    if not hardware.has_buses():
+        return {}
+    try:
+        return board.load_map(hardware, base.get("board") or "")
+    except (ValueError, AttributeError):
+        return {}
+
+
+def _fixed(path, given, uplink, status, log):
+    try:
+        if uplink.client is None:
+            uplink.connect()
+        for changes in uplink.settings():
+            try:
+                if isinstance(changes, settings.ConfigError):
+                    raise changes
+                fixed = settings.update(given, changes)
+            except settings.ConfigError as e:
+                status.message = "config invalid: %s" % e
+                continue
+            settings.save(path, fixed)
+            log("sensing: the settings from the hub fix the config; starting")
+            return True
+        uplink.report()
+    except (OSError, AttributeError):
+        uplink.close()
+    return False
+
+
+def main(hardware=None):
+    hardware = hardware or board.on_this_port()
+    path = config_path()
+    while True:
+        try:
+            config = app.load_config(path)
+            break
+        except settings.ConfigError as e:
+            if not safe_mode(path, e, hardware, safe_wait_s(hardware)):
+                return 1
     join_wifi(config)
-    left = app.run(config)
+    left = app.run(config, hardware=hardware, config_file=path)
     if left:
         print("sensing: %d reading(s) still queued, sent at the next start" % left)
     return 0

@@ -63,6 +63,12 @@ class Subscriber:
         self.client.loop_stop()
 
 
+def online(dropped=0, untimed=0, faults=(), message=""):
+    """The status the device publishes while it runs, as the exact bytes."""
+    return json.dumps({"dropped": dropped, "faults": list(faults), "message": message, "state": "online",
+                       "untimed": untimed}, ensure_ascii=False).encode()
+
+
 def write_config(tmp_path, broker_port, **overrides):
     state = tmp_path / "state"
     state.mkdir(exist_ok=True)
@@ -116,7 +122,7 @@ def test_app_publishes_numbered_readings_and_status(micropython, fresh_mosquitto
     time.sleep(0.2)
     sub.stop()
     status = [(p, retain) for t, p, retain in sub.messages if t.endswith("/status")]
-    assert status == [(b"online", False), (b"offline", False)]
+    assert status == [(online(), False), (b'{"state": "offline"}', False)]
     assert (tmp_path / "state" / "seq").read_text() == "5\n"
     assert len(Buffer(str(tmp_path / "state"))) == 0  # every reading acknowledged, so none kept
 

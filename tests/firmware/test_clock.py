@@ -10,7 +10,7 @@ import threading
 import pytest
 
 from tests.firmware.support import REPO
-from tests.firmware.test_app import USERS, Subscriber, write_config
+from tests.firmware.test_app import USERS, Subscriber, online, write_config
 from tests.firmware.test_buffer import run_micropython
 
 NTP_TO_UNIX = 2208988800
@@ -226,5 +226,5 @@ def test_readings_of_a_boot_that_never_got_the_time_are_not_sent_and_are_counted
     assert all(NOW - 2 <= r["t"] <= NOW + 2 for r in readings)
     status = [(p, retain) for t, p, retain in sub.messages if t.endswith("/status")]
     # Retained from the first start; then online, and once the three were found to have no time, the count.
-    assert status == [(b"offline", True), (b"online", False), (b"online dropped=0 untimed=3", False),
-                      (b"offline", False)]
+    offline = b'{"state": "offline"}'
+    assert status == [(offline, True), (online(), False), (online(untimed=3), False), (offline, False)]

@@ -1,0 +1,139 @@
+# The board: its pin map, and what is wired to it (sensors, a LoRaWAN modem's UART, the status LED).
+# MicroPython common subset. Everything goes through a Hardware object holding the `machine` and `onewire`
+# modules, so the tests hand in fakes that host emulated chips and modems; nothing is touched at import.
+
+import json
+
+
+def _registry():
+    # Imported when used: a laptop running the emulated sensor keeps the drivers out of its heap.
+    try:
+        from .sensors import registry
+    except ImportError:  # copied flat onto a board
+        from sensors import registry
+    return registry
+
+BOARD_MAP = "/board.json"   # where `sensing device deploy` puts firmware/boards/<BOARD>.json
+MODEM_BAUD = {"wio_e5": 9600, "rak3172": 115200}
+
+
+class Hardware:
+    """machine and onewire (None where the port lacks them), a millisecond sleep for the drivers' waits
+    (None: the drivers' own), the modems' clock (None: time's), and where the board map is."""
+
+    def __init__(self, machine=None, onewire=None, sleep_ms=None, modem_clock=None, board_map=BOARD_MAP):
+        self.machine = machine
+        self.onewire = onewire
+        self.sleep_ms = sleep_ms
+        self.modem_clock = modem_clock
+        self.board_map = board_map
+
+    def has_buses(self):
+        return self.machine is not None and hasattr(self.machine, "I2C")
+
+
+def on_this_port():
+    """The real machine and onewire modules, where the port has them."""
+    try:
+        import machine
+    except ImportError:
+        machine = None
+    try:
+        import onewire
+    except ImportError:
+        onewire = None
+    return Hardware(machine, onewire)
+
+
+def _read_json(path):
+    f = open(path)
+    try:
+        return json.loads(f.read())
+    finally:
+        f.close()
+
+
+def load_map(hardware, name):
+    """The board's pin map: /board.json on a board, else firmware/boards/<name>.json beside this file (a
+    laptop). Raises ValueError with one sentence."""
+    try:
+        found = _read_json(hardware.board_map)
+    except OSError:
+        found = None
+    except ValueError:
+        raise ValueError("%s is not valid JSON: deploy the firmware again" % hardware.board_map)
+    if found is None and name:
+        here = __file__[:__file__.rfind("/") + 1] if "/" in __file__ else ""
+        try:
+            found = _read_json(here + "boards/%s.json" % name)
+        except (OSError, ValueError):
+            found = None
+    if found is None:
+        raise ValueError("no board pin map: %s is missing and the config names no board" % hardware.board_map
+                         if not name else "no pin map for board %s" % name)
+    if name and found.get("board") != name:
+        raise ValueError("%s is the pin map of %s, but the config says board %s"
+                         % (hardware.board_map, found.get("board"), name))
+    return found
+
+
+class Emulated:
+    """The emulated temperature and humidity sensor, as the real sensors are read: (values, faults)."""
+
+    def __init__(self, seed):
+        try:
+            from .sensors.emulated import EmulatedSensor
+        except ImportError:
+            from sensors.emulated import EmulatedSensor
+        self.sensor = EmulatedSensor(seed)
+
+    def read(self):
+        return self.sensor.read(), []
+
+
+class Sensors:
+    """The drivers found at start; read() gives (values, faults) and never raises."""
+
+    def __init__(self, drivers):
+        self.drivers = drivers
+
+    def read(self):
+        return _registry().read_all(self.drivers)
+
+
+def find_sensors(config, hardware, board_map, faults):
+    """The sensors for `config`: the emulated one, or every chip that answers on the board's buses.
+    Faults found on the way (a bus that cannot be opened, a chip that does not start) go into `faults`."""
+    if config["sensors"] == "emulated" or not hardware.has_buses():
+        return Emulated(config["seed"])
+    registry = _registry()
+    buses = registry.open_buses(board_map, hardware.machine, hardware.onewire,
+                                uart=bool(config["uart_sensor"]), faults=faults)
+    drivers = registry.find_drivers(buses, uart_sensor=config["uart_sensor"] or None, faults=faults,
+                                    sleep_ms=hardware.sleep_ms)
+    if not drivers:
+        faults.append({"sensor": "board", "fault": "absent",
+                       "message": "no sensor answers on the board's buses: check the wiring"})
+    return Sensors(drivers)
+
+
+def modem_uart(config, hardware, board_map):
+    """The UART of the LoRaWAN modem, from the board map. Raises ValueError with one sentence."""
+    spec = (board_map.get("uart") or {}).get("modem")
+    if not spec:
+        raise ValueError("the board %s has no UART for a LoRaWAN modem" % board_map.get("board"))
+    m = hardware.machine
+    return m.UART(spec["id"], baudrate=MODEM_BAUD[config["lora_modem"]], bits=8, parity=None, stop=1,
+                  tx=m.Pin(spec["tx"]), rx=m.Pin(spec["rx"]))
+
+
+def led_pin(hardware, board_map):
+    """The status LED's pin as an output, or None (no map, an RGB LED, a port without pins)."""
+    spec = (board_map or {}).get("led") or {}
+    m = hardware.machine
+    if spec.get("kind") != "gpio" or m is None or not hasattr(m, "Pin"):
+        return None
+    try:
+        return m.Pin(spec["pin"], m.Pin.OUT)
+    except (OSError, ValueError, TypeError):
+        return None
