@@ -151,7 +151,7 @@ if options.get("safe_mode"):
     except settings.ConfigError as e:
         fixed = safe_mode(config_path, e, hardware, options["safe_mode"], log=log, sleep=sleep)
     events["fixed"] = fixed
-    config = app.load_config(config_path) if fixed else None
+    config = None  # main.py would load the fixed config now and run
 else:
     config = app.load_config(config_path)
 chip_faults = options.get("chip_faults", {})
