@@ -21,6 +21,7 @@ from typing import Any
 
 import httpx
 import typer
+from rich.markup import escape
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from cli.app import abort, console, err_console
@@ -80,7 +81,7 @@ def moment(option: str, text: str | None) -> str | None:
     try:
         parsed = datetime.fromisoformat(text)
     except ValueError:
-        abort(f"{option} '{text}' is not a time: write it like 2026-11-20 or 2026-11-20T10:00:00Z.")
+        abort(escape(f"{option} '{text}' is not a time: write it like 2026-11-20 or 2026-11-20T10:00:00Z."))
     return (parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)).isoformat()
 
 
@@ -115,7 +116,8 @@ def resume_point(output: Path, query: Query) -> Checkpoint:
     if saved is not None or part.exists():
         old = Query(**saved.query | {"quantities": tuple(saved.query["quantities"])}) if saved else None
         what = f"for other choices ({old.describe()})" if old else "that cannot be continued"
-        err_console.print(f"[yellow]![/yellow] {part} holds a download {what}: starting afresh.", highlight=False)
+        warning = escape(f"{part} holds a download {what}: starting afresh.")
+        err_console.print(f"[yellow]![/yellow] {warning}", highlight=False)
     part.unlink(missing_ok=True)
     state.unlink(missing_ok=True)
     return Checkpoint(wanted)
@@ -128,7 +130,7 @@ def pages(http: httpx.Client, query: Query, quantity: str | None, after: int | N
         params = query.params(quantity) | {"limit": str(limit)} | ({"after": str(after)} if after is not None else {})
         response = http.get(OPEN_READINGS, params=params)
         if response.is_error:
-            abort(explain(response))
+            abort(escape(explain(response)))
         body = response.json()
         on_meta(body["meta"])
         yield from body["readings"]
@@ -237,14 +239,15 @@ def download(
     """
     fmt = chosen_format(output, format)
     if fmt == Format.parquet and not pyarrow_installed():
-        abort("Parquet needs pyarrow, which is not installed: pip install 'citizen-sensing[parquet]', or use CSV.")
+        abort(escape("Parquet needs pyarrow, which is not installed: pip install 'citizen-sensing[parquet]', "
+                     "or download CSV."))
     start, end = moment("--since", since), moment("--until", until)
     if start is not None and end is not None and start >= end:
-        abort(f"The time range is empty: --since {start} is not before --until {end}.")
+        abort(escape(f"The time range is empty: --since {start} is not before --until {end}."))
     query = Query(hub.rstrip("/"), area, tuple(sorted(set(quantity or ()))), device, start, end)
     checkpoint = resume_point(output, query)
     if checkpoint.rows:
-        console.print(f"Continuing after {checkpoint.rows} readings already downloaded.", highlight=False)
+        console.out(f"Continuing after {checkpoint.rows} readings already downloaded.", highlight=False)
     meta: dict[str, Any] = {}
     columns = (SpinnerColumn(), TextColumn("{task.completed} readings so far"), TimeElapsedColumn())
     bar = Progress(*columns, console=err_console, transient=True, disable=not err_console.is_terminal)
@@ -254,9 +257,9 @@ def download(
             fetch(http, output, query, checkpoint, page_size, meta, lambda rows: bar.update(task, completed=rows))
     except httpx.ConnectError:
         if not meta:  # not one answer in this run
-            abort(f"The hub at {query.hub} is not reachable: is it running, and is the address right?")
-        abort(interrupted(query, checkpoint))
+            abort(escape(f"The hub at {query.hub} is not reachable: is it running, and is the address right?"))
+        abort(escape(interrupted(query, checkpoint)))
     except httpx.TransportError:
-        abort(interrupted(query, checkpoint))
+        abort(escape(interrupted(query, checkpoint)))
     finish(output, fmt, meta, query, checkpoint.rows)
-    console.print(f"✓ {checkpoint.rows} readings written to {output} (licence: {meta['licence']}).", highlight=False)
+    console.out(f"✓ {checkpoint.rows} readings written to {output} (licence: {meta['licence']}).", highlight=False)

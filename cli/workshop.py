@@ -1,7 +1,12 @@
-"""`sensing workshop`: prepare and run a community workshop (issue: CLI for workshops)."""
+"""`sensing workshop`: prepare and run a community workshop, and print each resident's label."""
 
 import typer
 
+from cli import workshop_labels, workshop_prepare
+
 app = typer.Typer(
-    help="Workshops: a roster in, many boards flashed and registered at once. (On its way: prepare, run, labels.)"
+    help="Workshops: a roster in, many boards flashed and registered at once, a label for each resident.",
+    no_args_is_help=True,
 )
+app.command("prepare")(workshop_prepare.prepare)
+app.command("labels")(workshop_labels.labels)
