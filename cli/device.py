@@ -4,7 +4,7 @@ from enum import StrEnum
 
 import typer
 
-from cli import device_deploy
+from cli import device_deploy, device_flash
 from cli.app import abort, console
 from cli.hubclient import DEFAULT_HUB, call
 
@@ -13,6 +13,8 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 app.command("deploy")(device_deploy.deploy)
+app.command("flash")(device_flash.flash)
+app.command("fetch-firmware")(device_flash.fetch_firmware)
 
 HubOpt = typer.Option(DEFAULT_HUB, "--hub", envvar="SENSING_HUB_URL", help="The hub's address.")
 KeyOpt = typer.Option(..., "--key", envvar="SENSING_KEY", help="An operator or facilitator key.")

@@ -1,0 +1,315 @@
+"""Putting MicroPython on a board: ESP32-family chips through esptool, Picos through their BOOTSEL drive.
+
+Every failure is a FlashError carrying one sentence; the command turns it into `abort`.
+
+ESP32 family (esptool's Python API, esptool.cmds): detect the chip, check the image's chip id against it,
+load esptool's flasher stub (unless stub=False: then only the chip's ROM loader is used), raise the line
+rate and fall back to 115200 if the line cannot carry it, erase the whole flash, write the image at the
+chip's offset, verify it by MD5, reset. With reset=False the board must already be in its bootloader
+(BOOT held at power-up) and DTR/RTS are left alone, before and after.
+
+Pico (RP2040, RP2350): check the UF2 file's blocks and family against the chip the drive names in its
+INFO_UF2.TXT, then copy it onto the drive; the board writes it to flash and restarts by itself. A Pico
+running MicroPython at a serial port is first sent to BOOTSEL with machine.bootloader().
+"""
+
+import contextlib
+import glob
+import os
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from esptool.cmds import (
+    attach_flash,
+    detect_chip,
+    detect_flash_size,
+    erase_flash,
+    reset_chip,
+    run_stub,
+    verify_flash,
+    write_flash,
+)
+from esptool.logger import EspLog, TemplateLogger, log
+from esptool.util import FatalError, NotImplementedInROMError, flash_size_bytes
+from serial import SerialException
+
+from cli import uf2
+from cli.board import BoardError, _why_not_open, connected
+from cli.firmware_images import ESP_CHIPS, esp_chip_of_image
+
+ROM_BAUD = 115200  # what every ESP ROM loader starts at
+CONNECT_ATTEMPTS = 4
+DRIVE_SEARCH = ("/media/*/*", "/run/media/*/*", "/Volumes/*")  # where desktops mount a USB drive
+DRIVE_WAIT = 20  # seconds for a Pico sent to BOOTSEL to show its drive
+INFO_FILE = "INFO_UF2.TXT"
+COPY_CHUNK = 64 * 1024
+
+
+class FlashError(Exception):
+    """Flashing failed; the message is one sentence for the person at the keyboard."""
+
+
+Progress = Callable[[str, int | None, int], None]  # (what is happening, total or None, done so far)
+
+
+# ------------------------------------------------------------------------------------------- ESP32 family
+
+
+@dataclass(frozen=True)
+class EspResult:
+    chip: str
+    offset: int
+    baud: int  # the rate the image was written at
+    fell_back: bool  # the asked-for rate failed and 115200 was used
+
+
+class _EsptoolOutput(TemplateLogger):
+    """esptool's messages are kept (not printed); its progress bars drive ours."""
+
+    def __init__(self, on_bar: Callable[[int, int], None]):
+        self.on_bar = on_bar
+        self.lines: list[str] = []
+
+    def print(self, *args, **kwargs):
+        self.lines.append(" ".join(str(arg) for arg in args))
+
+    def note(self, message):
+        self.lines.append(message)
+
+    def warning(self, message):
+        self.lines.append(message)
+
+    def error(self, message):
+        self.lines.append(message)
+
+    def stage(self, finish=False):
+        pass
+
+    def progress_bar(self, cur_iter, total_iters, prefix="", suffix="", bar_length=30):
+        self.on_bar(cur_iter, total_iters)
+
+    def set_verbosity(self, verbosity):
+        pass
+
+
+@contextlib.contextmanager
+def _esptool_quiet(on_bar: Callable[[int, int], None]) -> Iterator[None]:
+    before = EspLog.instance
+    log.set_logger(_EsptoolOutput(on_bar))
+    try:
+        yield
+    finally:
+        EspLog.instance = before
+
+
+def _connect(port: str, before: str):
+    try:
+        return detect_chip(port, ROM_BAUD, connect_mode=before, connect_attempts=CONNECT_ATTEMPTS)
+    except (FatalError, SerialException, OSError) as e:
+        if "Could not open" in str(e):
+            raise FlashError(_why_not_open(port)) from None
+        raise FlashError(
+            f"The board at {port} does not answer like an ESP32 in its bootloader: hold its BOOT button, "
+            "press and release RESET, let go of BOOT, and try again."
+        ) from None
+
+
+def _at_fast_rate(esp, port: str, before: str, baud: int, stub: bool):
+    """The loader at `baud`, or at 115200 again (reconnected, so reset) if the line cannot carry `baud`."""
+    if baud == ROM_BAUD:
+        return esp, False
+    try:
+        esp.change_baud(baud)
+        esp.read_reg(esp.CHIP_DETECT_MAGIC_REG_ADDR)  # any answer at all says the new rate works
+        return esp, False
+    except (FatalError, SerialException, OSError):
+        esp._port.close()
+    esp = _connect(port, before)
+    return (run_stub(esp) if stub else esp), True
+
+
+def _erase_all(esp) -> None:
+    try:
+        erase_flash(esp)  # the stub's ERASE_FLASH
+    except NotImplementedInROMError:
+        # The ROM loader has no chip erase: FLASH_BEGIN erases the region it is given, here all of it.
+        esp.flash_begin(flash_size_bytes(detect_flash_size(esp) or "4MB"), 0, logging=False)
+
+
+def flash_esp(
+    port: str, data: bytes, name: str, board_chip: tuple[str, str] | None, baud: int, reset: bool, stub: bool,
+    progress: Progress,
+) -> EspResult:  # fmt: skip
+    """Write `data` (a MicroPython .bin) to the ESP32-family board at `port`; `board_chip` is (board, chip)."""
+    image_chip = esp_chip_of_image(data)
+    if image_chip is None:
+        raise FlashError(f"{name} is not an ESP32 firmware image: use the .bin file of MicroPython for your board.")
+    if not os.path.exists(port):
+        raise FlashError(f"There is no board at {port}: check that it is plugged in and that the port is right.")
+    before = "default-reset" if reset else "no-reset"
+    step = {"what": ""}
+    with _esptool_quiet(lambda done, total: progress(step["what"], total, done)):
+        progress(f"Connecting to {port}", None, 0)
+        esp = _connect(port, before)
+        try:
+            chip = esp.CHIP_NAME
+            _check_esp_chip(port, chip, image_chip, name, board_chip)
+            if stub:
+                esp = run_stub(esp)
+            esp, fell_back = _at_fast_rate(esp, port, before, baud, stub)
+            attach_flash(esp)
+            progress(f"Erasing the {chip}'s flash", None, 0)
+            _erase_all(esp)
+            offset = ESP_CHIPS[chip][1]
+            step["what"] = f"Writing to the {chip}"
+            write_flash(esp, [(offset, data)])  # checks the MD5 of what it wrote
+            progress("Verifying", None, 0)
+            verify_flash(esp, [(offset, data)])
+            reset_chip(esp, "hard-reset" if reset else "no-reset")
+            return EspResult(chip, offset, esp._port.baudrate, fell_back)
+        except FatalError as e:
+            if "Verification failed" in str(e) or "MD5" in str(e) or "flash region is empty" in str(e):
+                raise FlashError(
+                    f"The {esp.CHIP_NAME} at {port} does not hold what was written (the check after writing "
+                    "failed): try again with --baud 115200 or another USB cable."
+                ) from None
+            raise FlashError(_stopped(esp.CHIP_NAME, port)) from None
+        except (SerialException, OSError):
+            raise FlashError(_stopped(esp.CHIP_NAME, port)) from None
+        finally:
+            with contextlib.suppress(OSError, SerialException):
+                esp._port.close()
+
+
+def _check_esp_chip(port: str, chip: str, image_chip: str, name: str, board_chip: tuple[str, str] | None) -> None:
+    if chip not in ESP_CHIPS:
+        raise FlashError(f"The board at {port} is an {chip}, which this toolkit does not flash.")
+    if board_chip is not None and board_chip[1] != chip:
+        raise FlashError(
+            f"The board at {port} is an {chip}, not the {board_chip[1]} of {board_chip[0]}: "
+            "say which board it is with --board."
+        )
+    if image_chip != chip:
+        raise FlashError(
+            f"{name} is made for the {image_chip}, but the board at {port} is an {chip}: "
+            "use the firmware made for your board."
+        )
+
+
+def _stopped(chip: str, port: str) -> str:
+    return (f"The {chip} at {port} stopped answering while it was being flashed: check its cable, "
+            "press its reset button, and try again.")  # fmt: skip
+
+
+# ------------------------------------------------------------------------------------------- Pico
+
+
+@dataclass(frozen=True)
+class Drive:
+    path: Path
+    chip: str  # RP2040 or RP2350
+
+
+def drive_at(path: Path) -> Drive | None:
+    """The BOOTSEL drive mounted at `path`, if that is one."""
+    try:
+        chip = uf2.chip_of_info((path / INFO_FILE).read_text(errors="replace"))
+    except OSError:
+        return None
+    return Drive(path, chip) if chip else None
+
+
+def search_patterns() -> list[str]:
+    """Where to look for BOOTSEL drives: SENSING_DRIVE_SEARCH (globs, os.pathsep between), or the usual places."""
+    setting = os.environ.get("SENSING_DRIVE_SEARCH")
+    return setting.split(os.pathsep) if setting else list(DRIVE_SEARCH)
+
+
+def bootsel_drives() -> list[Drive]:
+    found = (drive_at(Path(path)) for pattern in search_patterns() for path in sorted(glob.glob(pattern)))
+    return [drive for drive in found if drive is not None]
+
+
+def _one_drive(drive: Path | None) -> Drive | None:
+    if drive is not None:
+        return drive_at(drive)
+    drives = bootsel_drives()
+    if len(drives) > 1:
+        listed = ", ".join(str(d.path) for d in drives)
+        raise FlashError(f"Several boards are in BOOTSEL mode ({listed}): say which with --drive.")
+    return drives[0] if drives else None
+
+
+def into_bootsel(port: str) -> None:
+    """Ask the MicroPython board at `port` to restart into BOOTSEL; its serial port goes away."""
+    try:
+        with connected(port) as board:
+            # The pause lets the raw REPL's answer leave before the USB connection drops.
+            board.transport.exec_raw_no_follow("import time, machine\ntime.sleep_ms(100)\nmachine.bootloader()")
+    except BoardError as e:
+        raise FlashError(str(e)) from None
+
+
+def find_drive(drive: Path | None, port: str | None, progress: Progress) -> Drive:
+    found = _one_drive(drive)
+    if found is not None:
+        return found
+    if drive is not None and port is None and drive.exists():
+        raise FlashError(f"{drive} is not the drive of a Pico in BOOTSEL mode (it has no {INFO_FILE} naming one).")
+    if port is None:
+        raise FlashError(
+            "No Pico in BOOTSEL mode was found: hold its BOOTSEL button while plugging it in, "
+            "or give --port if it runs MicroPython already."
+        )
+    progress(f"Restarting the board at {port} into BOOTSEL", None, 0)
+    into_bootsel(port)
+    deadline = time.monotonic() + DRIVE_WAIT
+    while time.monotonic() < deadline:
+        found = _one_drive(drive)
+        if found is not None:
+            return found
+        time.sleep(0.1)
+    raise FlashError(
+        f"The board at {port} was sent to BOOTSEL, but no drive appeared: if your computer does not mount "
+        "USB drives by itself, mount it and give --drive."
+    )
+
+
+def read_uf2(data: bytes, name: str) -> uf2.UF2Image:
+    try:
+        return uf2.read_uf2(data, name)
+    except uf2.UF2Error as e:
+        raise FlashError(str(e)) from None
+
+
+def check_board(image: uf2.UF2Image, name: str, drive: Drive, board_chip: tuple[str, str] | None) -> None:
+    """The drive's chip is the board's, and the file's blocks are ones its bootrom writes."""
+    if board_chip is not None and board_chip[1] != drive.chip:
+        raise FlashError(
+            f"The board at {drive.path} is an {drive.chip} ({uf2.BOARDS_OF_CHIP[drive.chip]}), "
+            f"not the {board_chip[1]} of {board_chip[0]}: say which board it is with --board."
+        )
+    try:
+        uf2.check_family(image, drive.chip, name)
+    except uf2.UF2Error as e:
+        raise FlashError(str(e)) from None
+
+
+def copy_uf2(data: bytes, name: str, drive: Drive, progress: Progress) -> None:
+    """Copy onto the drive. The board restarts once the last block is in, and its drive may vanish while the
+    copy is closed: an error after every byte was written is the board doing what it should."""
+    target = drive.path / name
+    written = 0
+    try:
+        with open(target, "wb") as f:
+            for at in range(0, len(data), COPY_CHUNK):
+                written += f.write(data[at : at + COPY_CHUNK])
+                progress(f"Copying to {drive.path}", len(data), written)
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as e:
+        if written < len(data):
+            raise FlashError(f"Copying to {drive.path} failed ({os.strerror(e.errno or 5)}): "
+                             "unplug the board, start again in BOOTSEL mode, and try again.") from None  # fmt: skip
