@@ -133,3 +133,17 @@ def test_save_replaces_the_file_through_a_temporary_one(tmp_path):
     assert json.loads(path.read_text()) == {**BASE, "interval": 300}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["config.json"]
     assert config.load(str(path))["interval"] == 300
+
+
+def test_the_downlink_format_is_documented_as_the_firmware_reads_it():
+    doc = (REPO / "docs" / "lorawan.md").read_text()
+    for field, (name, width) in config.DOWNLINK_FIELDS.items():
+        assert f"| `{field:02x}` | `{name}` | {width} byte" in doc
+    assert "`01 01 00012c 03 00` sets the interval to 300 s and turns the LED off" in doc
+    assert config.decode_downlink(bytes.fromhex("010100012c0300")) == {"interval": 300, "led": False}
+    assert f"**port {config.CONFIG_PORT}**" in doc
+
+
+def test_the_runtime_settings_are_documented():
+    doc = (REPO / "docs" / "firmware.md").read_text()
+    assert [key for key in config.RUNTIME if f"| `{key}` |" not in doc.split("## Settings from the hub")[1]] == []
