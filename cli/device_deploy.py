@@ -36,12 +36,20 @@ class Library:
     files: tuple[BoardFile, ...]
 
 
+def board_file(path: Path, folder: Path) -> bool:
+    """Code, and the board pin maps (boards/*.json: the firmware reads /boards/<its board>.json)."""
+    relative = path.relative_to(folder)
+    if "__pycache__" in relative.parts or relative == Path("__init__.py"):
+        return False
+    return path.suffix == ".py" or (relative.parent == Path("boards") and path.suffix == ".json")
+
+
 def firmware_files(folder: Path) -> list[BoardFile]:
-    """Every .py under `folder`, at the same place under the board's root; the top __init__.py stays behind."""
+    """The firmware's files, at the same place under the board's root; the top __init__.py stays behind."""
     return [
         BoardFile(path, "/" + path.relative_to(folder).as_posix())
-        for path in sorted(folder.rglob("*.py"))
-        if path.relative_to(folder) != Path("__init__.py") and "__pycache__" not in path.parts
+        for path in sorted(folder.rglob("*"))
+        if path.is_file() and board_file(path, folder)
     ]
 
 

@@ -27,11 +27,12 @@ def firmware(tmp_path) -> Path:
 
 
 def board_layout(firmware: Path) -> dict[str, bytes]:
-    """What docs/firmware.md says a board holds: every .py of firmware/ at its root, but firmware/__init__.py."""
+    """What docs/firmware.md says a board holds: every .py of firmware/ at its root, but firmware/__init__.py, and
+    the board pin maps in boards/."""
+    code = {path for path in firmware.rglob("*.py") if path != firmware / "__init__.py"}
     return {
         path.relative_to(firmware).as_posix(): path.read_bytes()
-        for path in firmware.rglob("*.py")
-        if path != firmware / "__init__.py"
+        for path in sorted(code | set(firmware.glob("boards/*.json")))
     }
 
 
