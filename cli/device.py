@@ -4,17 +4,20 @@ from enum import StrEnum
 
 import typer
 
-from cli import device_deploy, device_flash
+from cli import device_deploy, device_flash, doctor, monitor, provision
 from cli.app import abort, console
 from cli.hubclient import DEFAULT_HUB, call
 
 app = typer.Typer(
-    help="Devices: register with consent, deploy the firmware. (Flash, provision, monitor, doctor: on their way.)",
+    help="Devices: register with consent; flash, deploy and provision a board; watch it and check it.",
     no_args_is_help=True,
 )
 app.command("deploy")(device_deploy.deploy)
 app.command("flash")(device_flash.flash)
 app.command("fetch-firmware")(device_flash.fetch_firmware)
+app.command("provision")(provision.provision)
+app.command("monitor")(monitor.monitor)
+app.command("doctor")(doctor.doctor)
 
 HubOpt = typer.Option(DEFAULT_HUB, "--hub", envvar="SENSING_HUB_URL", help="The hub's address.")
 KeyOpt = typer.Option(..., "--key", envvar="SENSING_KEY", help="An operator or facilitator key.")
