@@ -4,6 +4,7 @@ import csv
 import io
 import json
 import os
+import pty
 import signal
 import subprocess
 import time
@@ -179,6 +180,26 @@ def test_parquet_is_the_csv_typed(hub, tmp_path, name, options):
     assert as_csv == list(csv.reader(io.StringIO(hub_csv(running))))[1:]
     assert table.column("value").type == pa.float64()
     assert leftovers(output) == [f"{name}.licence.txt"]
+
+
+def test_in_a_terminal_it_shows_the_readings_so_far(hub, tmp_path):
+    running, _ = hub
+    terminal, stderr = pty.openpty()
+    proc = subprocess.Popen([SENSING, "data", "download", "--hub", running.url, "-o", str(tmp_path / "all.csv"),
+                             "--page-size", "20"], stdout=subprocess.PIPE, stderr=stderr)  # fmt: skip
+    os.close(stderr)
+    shown = b""
+    while True:
+        try:
+            chunk = os.read(terminal, 4096)
+        except OSError:  # the download closed its end
+            break
+        if not chunk:
+            break
+        shown += chunk
+    os.close(terminal)
+    assert proc.wait(timeout=60) == 0
+    assert b"180 readings so far" in shown
 
 
 def state_rows(state: Path) -> int:
