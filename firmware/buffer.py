@@ -17,15 +17,20 @@
 #   buf.ptr       "<segment> <offset> <dropped> <untimed> <crc32 hex>\n": the first record not yet
 #                 acknowledged and two counters. Replaced whole (temp file, then rename) once per ack.
 #
-# Why it survives a power cut: a record is appended with one write and trusted only when its length and
-# CRC check out, so a torn record is ignored and the next append starts a new segment after it. The
+# Why it survives a power cut: a record is appended at the end of its segment (its header, then its
+# payload, in one open) and trusted only when its length and CRC check out, so a torn record is ignored
+# and the next append starts a new segment after it. The
 # pointer changes only by rename, so it is the old one or the new one: at worst, records already
 # acknowledged are sent again, and the hub keeps each seq once. Nothing already on flash is rewritten:
 # an ack writes the pointer (about 20 bytes) and deletes a segment once all of it is acknowledged.
+#
+# Memory: a board runs this every cycle for months, so the steady path allocates little. A record's
+# header is read and written through one 7-byte scratch buffer, paths are formatted once each, and
+# peek() remembers where records end in lists it reuses; the payloads it returns are the only sizeable
+# allocation.
 
 import binascii
 import os
-import struct
 
 MAGIC = 0xA5
 HEADER_SIZE = 7
@@ -53,9 +58,10 @@ def join(directory, name):
     return directory.rstrip("/") + "/" + name if directory not in ("", ".") else name
 
 
-def write_atomic(files, path, data):
-    """Replace the file at `path` with `data`: a power cut leaves the old content or the new."""
-    tmp = path + ".tmp"
+def write_atomic(files, path, data, tmp=None):
+    """Replace the file at `path` with `data`: a power cut leaves the old content or the new. `tmp` is
+    `path` + ".tmp", passed by a caller that writes often and keeps the name."""
+    tmp = tmp or path + ".tmp"
     f = files.open(tmp, "wb")
     try:
         f.write(data)
@@ -83,10 +89,6 @@ def read_atomic(files, path):
     return None
 
 
-def _crc(payload):
-    return binascii.crc32(payload, binascii.crc32(struct.pack(">H", len(payload)))) & 0xFFFFFFFF
-
-
 class Buffer:
     def __init__(self, directory, capacity=65536, segment=4096, files=None):
         self.directory = directory
@@ -95,23 +97,25 @@ class Buffer:
         self.max_segments = max(2, capacity // segment)
         self.counts = {}    # segment number -> records in it not yet acknowledged
         self.segments = []  # segment files on flash, oldest first
+        self.held = 0       # records not yet acknowledged, in all segments
         self.dropped = 0    # records dropped, oldest first, because the buffer was full
         self.untimed = 0    # records acknowledged without being sent because they never got a time
-        self._ends = []     # where each record of the last peek ends: (segment, offset)
+        self._prefix = join(directory, PREFIX)
+        self._ptr = join(directory, "buf.ptr")
+        self._ptr_tmp = self._ptr + ".tmp"
+        self._header = bytearray(HEADER_SIZE)
+        self._length = memoryview(self._header)[1:3]  # the header's length field, which its CRC covers
+        self._peeked = 0      # records in the last peek; where each ends is in the two lists below
+        self._end_seg = []
+        self._end_pos = []
         self._load()
 
     def __len__(self):
-        n = 0
-        for seg in self.counts:
-            n += self.counts[seg]
-        return n
+        return self.held
 
     # --- flash layout -------------------------------------------------------------------------------
     def _path(self, seg):
-        return join(self.directory, PREFIX + str(seg) + SUFFIX)
-
-    def _ptr_path(self):
-        return join(self.directory, "buf.ptr")
+        return "%s%d%s" % (self._prefix, seg, SUFFIX)
 
     def _load(self):
         for name in self.files.listdir(self.directory or "."):
@@ -134,12 +138,13 @@ class Buffer:
             start = self.tail[1] if seg == self.tail[0] else 0
             count, end, size = self._scan(seg, start)
             self.counts[seg] = count
+            self.held += count
             if seg == self.segments[-1] and end == size:
                 self.head = (seg, end)  # the last segment ends cleanly: keep appending to it
         # Otherwise its end is torn (or it is empty): the next append starts a new segment.
 
     def _read_ptr(self):
-        data = read_atomic(self.files, self._ptr_path())
+        data = read_atomic(self.files, self._ptr)
         try:
             fields = data.decode().split()
             numbers = [int(x) for x in fields[:4]]
@@ -151,37 +156,40 @@ class Buffer:
         return None
 
     def _write_ptr(self):
-        text = "%d %d %d %d" % (self.tail[0], self.tail[1], self.dropped, self.untimed)
-        crc = binascii.crc32(text.encode()) & 0xFFFFFFFF
-        write_atomic(self.files, self._ptr_path(), ("%s %08x\n" % (text, crc)).encode())
+        text = b"%d %d %d %d" % (self.tail[0], self.tail[1], self.dropped, self.untimed)
+        crc = binascii.crc32(text) & 0xFFFFFFFF
+        write_atomic(self.files, self._ptr, b"%s %08x\n" % (text, crc), self._ptr_tmp)
 
-    def _records(self, f, start, limit):
-        """Yield (payload, end offset) for the intact records from `start`; stop at the first bad one."""
-        f.seek(start)
-        pos = start
-        while limit is None or limit > 0:
-            header = f.read(HEADER_SIZE)
-            if len(header) < HEADER_SIZE:
-                return
-            magic, length, crc = struct.unpack(">BHI", header)
-            if magic != MAGIC or HEADER_SIZE + length > self.segment:  # a torn or worn header
-                return
-            payload = f.read(length)
-            if len(payload) < length or _crc(payload) != crc:
-                return
-            pos += HEADER_SIZE + length
-            if limit is not None:
-                limit -= 1
-            yield payload, pos
+    def _read_header(self, f):
+        """Read a record's header into self._header: its payload length, or -1 when it is torn or worn."""
+        h = self._header
+        if f.readinto(h) != HEADER_SIZE or h[0] != MAGIC:
+            return -1
+        length = (h[1] << 8) | h[2]
+        return length if HEADER_SIZE + length <= self.segment else -1
+
+    def _read_payload(self, f, length):
+        """The payload after the header just read, or None when it is short or fails its CRC."""
+        payload = f.read(length)
+        h = self._header
+        crc = binascii.crc32(payload, binascii.crc32(self._length)) & 0xFFFFFFFF
+        if len(payload) < length or crc != (h[3] << 24) | (h[4] << 16) | (h[5] << 8) | h[6]:
+            return None
+        return payload
 
     def _scan(self, seg, start):
         """(intact records from `start`, where they end, the file's size)."""
         f = self.files.open(self._path(seg), "rb")
         try:
+            f.seek(start)
             count = 0
             end = start
-            for _, end in self._records(f, start, None):
+            while True:
+                length = self._read_header(f)
+                if length < 0 or self._read_payload(f, length) is None:
+                    break
                 count += 1
+                end += HEADER_SIZE + length
             f.seek(0, 2)
             return count, end, f.tell()
         finally:
@@ -190,67 +198,105 @@ class Buffer:
     # --- the API ------------------------------------------------------------------------------------
     def append(self, payload):
         """Keep one record (bytes). It is on flash when this returns."""
-        size = HEADER_SIZE + len(payload)
-        if size > self.segment or len(payload) > 0xFFFF:
-            raise ValueError("a record of %d bytes does not fit a %d-byte segment" % (len(payload), self.segment))
+        n = len(payload)
+        size = HEADER_SIZE + n
+        if size > self.segment or n > 0xFFFF:
+            raise ValueError("a record of %d bytes does not fit a %d-byte segment" % (n, self.segment))
         seg, offset = self.head
         if offset and offset + size > self.segment:
             seg, offset = seg + 1, 0
         if seg not in self.segments:
             while len(self.segments) >= self.max_segments:
                 self._drop_oldest()
-        record = struct.pack(">BHI", MAGIC, len(payload), _crc(payload)) + payload
+        h = self._header
+        h[0] = MAGIC
+        h[1] = n >> 8
+        h[2] = n & 0xFF
+        crc = binascii.crc32(payload, binascii.crc32(self._length)) & 0xFFFFFFFF
+        h[3] = crc >> 24
+        h[4] = (crc >> 16) & 0xFF
+        h[5] = (crc >> 8) & 0xFF
+        h[6] = crc & 0xFF
+        # Two writes, so the record is never copied whole; cut between them, the header's CRC fails.
         f = self.files.open(self._path(seg), "ab")
         try:
-            f.write(record)
+            f.write(h)
+            f.write(payload)
         finally:
             f.close()
         if seg not in self.segments:
             self.segments.append(seg)
         self.head = (seg, offset + size)
         self.counts[seg] = self.counts.get(seg, 0) + 1
+        self.held += 1
 
     def _drop_oldest(self):
         # The pointer moves first: if the power goes before the file is deleted, _load deletes it.
         oldest = self.segments[0]
-        self.dropped += self.counts.get(oldest, 0)
+        lost = self.counts.get(oldest, 0)
+        self.dropped += lost
         self.tail = (self.segments[1], 0)  # there are at least two segments here
         self._write_ptr()
         self.files.remove(self._path(oldest))
         self.segments.pop(0)
         self.counts.pop(oldest, None)
+        self.held -= lost
 
     def peek(self, max_records, max_bytes):
         """The oldest records (a list of bytes), up to `max_records` and `max_bytes` of payload in all,
         but always one if any is held. They stay held until ack()."""
         out = []
-        self._ends = []
+        self._peeked = 0
         total = 0
         for seg in self.segments:
-            if seg < self.tail[0] or not self.counts.get(seg):
+            left = self.counts.get(seg)
+            if seg < self.tail[0] or not left:
                 continue
             f = self.files.open(self._path(seg), "rb")
             try:
-                start = self.tail[1] if seg == self.tail[0] else 0
-                for payload, end in self._records(f, start, self.counts[seg]):
-                    if len(out) >= max_records or (out and total + len(payload) > max_bytes):
+                pos = self.tail[1] if seg == self.tail[0] else 0
+                f.seek(pos)
+                while left > 0:
+                    length = self._read_header(f)
+                    if length < 0:
+                        break
+                    if len(out) >= max_records or (out and total + length > max_bytes):
                         return out
+                    payload = self._read_payload(f, length)
+                    if payload is None:
+                        break
+                    pos += HEADER_SIZE + length
+                    self._ended(seg, pos)
                     out.append(payload)
-                    self._ends.append((seg, end))
-                    total += len(payload)
+                    total += length
+                    left -= 1
             finally:
                 f.close()
         return out
+
+    def _ended(self, seg, pos):
+        # The lists only grow to the largest batch, then are written in place.
+        i = self._peeked
+        if i < len(self._end_seg):
+            self._end_seg[i] = seg
+            self._end_pos[i] = pos
+        else:
+            self._end_seg.append(seg)
+            self._end_pos.append(pos)
+        self._peeked = i + 1
 
     def ack(self, count, untimed=0):
         """Forget the first `count` records of the last peek(); `untimed` of them were not sent because
         they never got a time (counted for the device's status)."""
         if count <= 0:
             return
-        for seg, _ in self._ends[:count]:
-            self.counts[seg] -= 1
-        self.tail = self._ends[count - 1]
-        self._ends = []
+        if count > self._peeked:
+            raise IndexError("ack(%d) after a peek of %d" % (count, self._peeked))
+        for i in range(count):
+            self.counts[self._end_seg[i]] -= 1
+        self.held -= count
+        self.tail = (self._end_seg[count - 1], self._end_pos[count - 1])
+        self._peeked = 0
         self.untimed += untimed
         self._write_ptr()
         # Segments wholly acknowledged go; the one being appended to stays.

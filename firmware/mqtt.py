@@ -21,6 +21,11 @@ CONNACK_MEANINGS = {
 }
 
 
+# A payload up to this size is sent in one piece with its packet's header (one TCP segment, no wait for
+# Nagle); a larger one (a batch of readings) is sent from its own bytes, so it is never copied.
+SMALL_PAYLOAD = 512
+
+
 class MQTTError(OSError):
     pass
 
@@ -153,15 +158,20 @@ class MQTTClient:
 
     # --- messages -----------------------------------------------------------------------------------
     def publish(self, topic, payload, qos=0, retain=False):
-        """Publish; for QoS 1 wait until the broker acknowledges it (MQTTTimeout after `timeout` s)."""
+        """Publish; for QoS 1 wait until the broker acknowledges it (MQTTTimeout after `timeout` s).
+        `payload` is bytes, or a list of bytes sent one after the other as one message, never joined."""
         if isinstance(payload, str):
             payload = payload.encode()
-        body = _utf8(topic)
+        parts = payload if isinstance(payload, (list, tuple)) else (payload,)
+        size = 0
+        for part in parts:
+            size += len(part)
+        head = _utf8(topic)
         pid = 0
         if qos:
             pid = self._next_pid()
-            body += struct.pack(">H", pid)
-        self._send(0x30 | (qos << 1) | (1 if retain else 0), body + payload)
+            head += struct.pack(">H", pid)
+        self._send(0x30 | (qos << 1) | (1 if retain else 0), head, parts, size)
         if qos:
             self._wait_for(0x40, pid, "PUBACK")
         return pid
@@ -198,27 +208,39 @@ class MQTTClient:
         return self.pid
 
     # --- wire ---------------------------------------------------------------------------------------
-    def _send(self, header, body):
+    def _send(self, header, body, parts=(), size=0):
+        """Send one packet: fixed header, `body`, then `parts` (`size` bytes in all) as they are. A payload
+        is copied into the packet only when small; a batch of readings goes from the caller's bytes."""
         if self.sock is None:
             raise MQTTError("not connected to the broker")
-        data = bytes([header]) + _remaining_length(len(body)) + body
+        data = bytes([header]) + _remaining_length(len(body) + size) + body
         try:
-            view = memoryview(data)
-            sent = 0
-            while sent < len(data):
-                n = self.sock.send(view[sent:])
-                if not n:
-                    raise OSError("connection closed")
-                sent += n
+            if size <= SMALL_PAYLOAD:
+                for part in parts:
+                    data += part
+                self._write(data)
+            else:
+                self._write(data)
+                for part in parts:
+                    self._write(part)
         except OSError as e:
             self.close()
             raise MQTTError("lost the connection to the broker while sending: %s" % e)
 
+    def _write(self, data):
+        view = memoryview(data)
+        sent = 0
+        while sent < len(data):
+            n = self.sock.send(view[sent:] if sent else view)
+            if not n:
+                raise OSError("connection closed")
+            sent += n
+
     def _recv_exact(self, n):
-        data = b""
-        while len(data) < n:
+        data = None
+        while data is None or len(data) < n:
             try:
-                chunk = self.sock.recv(n - len(data))
+                chunk = self.sock.recv(n - len(data) if data else n)
             except OSError as e:
                 self.close()
                 if _is_timeout(e):
@@ -227,7 +249,7 @@ class MQTTClient:
             if not chunk:
                 self.close()
                 raise MQTTError("the broker closed the connection")
-            data += chunk
+            data = chunk if data is None else data + chunk
         return data
 
     def _read_packet(self, first=None):
@@ -250,7 +272,7 @@ class MQTTClient:
         start = ticks_ms()
         while elapsed_ms(start) < self.timeout * 1000:
             got, body = self._read_packet()
-            if got == kind and (pid is None or struct.unpack(">H", body[:2])[0] == pid):
+            if got == kind and (pid is None or len(body) >= 2 and (body[0] << 8) | body[1] == pid):
                 return body
             self._handle(got, body)
         self.close()
