@@ -55,10 +55,17 @@ def topic(config, kind):
 
 
 def message(records):
-    """One MQTT message: a record alone, or several as the codec's JSON list."""
+    """One MQTT message: a record alone, or several as the codec's JSON list, given as chunks the MQTT client
+    sends one after another (joining them would need the whole message twice in the heap)."""
     if len(records) == 1:
         return records[0]
-    return b"[" + b", ".join(records) + b"]"
+    parts = [b"["]
+    for r in records:
+        if len(parts) > 1:
+            parts.append(b", ")
+        parts.append(r)
+    parts.append(b"]")
+    return parts
 
 
 def timed(batch, clock):
