@@ -1,5 +1,5 @@
 # Runs the firmware's main loop (firmware/app.py) under the MicroPython unix port on emulated hardware: a
-# fake `machine` module whose I2C, UART and 1-Wire buses host the emulated chips of tests/firmware/chips,
+# fake `machine` module whose I2C, UART and 1-Wire buses host the emulated chips of cli/simulator/chips,
 # whose modem UART talks to an emulated AT modem (tests/firmware/modems), and whose WDT and LED Pin record
 # what the loop does with them. tests/firmware/test_app_*.py run it against a real Mosquitto.
 #
@@ -11,14 +11,14 @@ import json
 import sys
 import time
 
+from cli.simulator.chips.bosch import BME280Chip
+from cli.simulator.chips.bus import Clock, FakeI2C, FakeOneWire, FakeUART
+from cli.simulator.chips.maxim import DS18B20Chip
+from cli.simulator.chips.particulate import SDS011Chip
+from cli.simulator.chips.sensirion import SHT4xChip
 from firmware import app
-from firmware.main import safe_mode
 from firmware.board import Hardware
-from tests.firmware.chips.bosch import BME280Chip
-from tests.firmware.chips.bus import Clock, FakeI2C, FakeOneWire, FakeUART
-from tests.firmware.chips.maxim import DS18B20Chip
-from tests.firmware.chips.particulate import SDS011Chip
-from tests.firmware.chips.sensirion import SHT4xChip
+from firmware.main import safe_mode
 from tests.firmware.modems.rak3172 import Rak3172Emulator
 from tests.firmware.modems.uart import FakeUart, VirtualClock
 from tests.firmware.modems.wio_e5 import WioE5Emulator

@@ -7,15 +7,15 @@
 # Expected values are the datasheets' examples or worked out by hand from the datasheets' formulas.
 # ruff: noqa: UP031  (percent formatting: the MicroPython common subset, as in firmware/)
 
+from cli.simulator.chips.bosch import EXAMPLE_CALIBRATION, BME280Chip, BMP280Chip, calibration_bytes
+from cli.simulator.chips.bus import EIO, Chip, Clock, FakeI2C, FakeOneWire, FakeUART
+from cli.simulator.chips.maxim import DS18B20Chip
+from cli.simulator.chips.maxim import crc8 as maxim_crc8
+from cli.simulator.chips.particulate import PMS5003Chip, SDS011Chip
+from cli.simulator.chips.sensirion import SCD4xChip, SHT3xChip, SHT4xChip
+from cli.simulator.chips.sensirion import crc8 as sensirion_crc8
+from cli.simulator.chips.series import Series
 from firmware.sensors import bme280, common, damp, ds18b20, pms5003, registry, scd4x, sds011, sht3x, sht4x
-from tests.firmware.chips.bosch import EXAMPLE_CALIBRATION, BME280Chip, BMP280Chip, calibration_bytes
-from tests.firmware.chips.bus import EIO, Chip, Clock, FakeI2C, FakeOneWire, FakeUART
-from tests.firmware.chips.maxim import DS18B20Chip
-from tests.firmware.chips.maxim import crc8 as maxim_crc8
-from tests.firmware.chips.particulate import PMS5003Chip, SDS011Chip
-from tests.firmware.chips.sensirion import SCD4xChip, SHT3xChip, SHT4xChip
-from tests.firmware.chips.sensirion import crc8 as sensirion_crc8
-from tests.firmware.chips.series import Series
 
 # ------------------------------------------------------------------------------------------------ helpers
 

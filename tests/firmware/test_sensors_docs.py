@@ -46,7 +46,7 @@ def test_damp_constants_and_thresholds_are_the_ones_documented():
 
 
 def test_the_example_runs_as_shown(micropython, tmp_path):
-    code = re.search(r"```python\n(from firmware.sensors import registry\nfrom tests.*?)```", TEXT, re.S).group(1)
+    code = re.search(r"```python\n(from firmware.sensors import registry\nfrom cli.*?)```", TEXT, re.S).group(1)
     shown = re.search(r"```sh\nMICROPYPATH=\. \.venv/bin/micropython example\.py\n```\n\n```\n(.*?)```",
                       TEXT, re.S).group(1)
     script = tmp_path / "example.py"

@@ -1,5 +1,5 @@
-# Plausible series of sensor values for emulated chips, and later for the simulated fleet: indoor (a home
-# with a daily rhythm, cooking and people) or outdoor air, as a deterministic function of time and seed.
+# Plausible series of sensor values for emulated chips and the simulated fleet (`sensing simulate`): indoor
+# (a home with a daily rhythm, cooking and people) or outdoor air, as a deterministic function of time and seed.
 # Same seed and time, same values, under CPython and MicroPython alike (own integer hash, no `random`).
 
 import math

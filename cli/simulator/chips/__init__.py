@@ -1,6 +1,6 @@
-# Emulated sensor chips for the firmware tests: fake machine.I2C, UART and onewire.OneWire objects hosting
-# chips that answer with their datasheets' bytes. MicroPython common subset: the same chips run under CPython
-# and the MicroPython unix port.
+# Emulated sensor chips, for `sensing simulate` and the firmware tests: fake machine.I2C, UART and
+# onewire.OneWire objects hosting chips that answer with their datasheets' bytes. MicroPython common subset:
+# the same chips run under CPython and the MicroPython unix port.
 #
 #   clock = Clock()
 #   i2c = FakeI2C([SHT4xChip(temperature=21.5, humidity=48.0)], clock)
