@@ -116,6 +116,7 @@ class DevicePublic(DeviceBase):
     created_at: datetime
     sharing: Sharing | None = None
     consent_active: bool = False
+    simulated: bool = False
 
 
 class DevicePrivate(DevicePublic):

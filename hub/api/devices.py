@@ -28,6 +28,7 @@ router = APIRouter(prefix="/devices", tags=["devices"])
 class DeviceRegistration(BaseModel):
     device: DeviceCreate
     agreement: AgreementCreate
+    simulated: bool = Field(default=False, description="a simulated device (`sensing simulate`): never in open data")
 
 
 class DeviceRegistered(BaseModel):
@@ -60,7 +61,7 @@ def register_device(body: DeviceRegistration, who: StaffDep, session: SessionDep
                     settings: SettingsDep) -> DeviceRegistered:
     """Register a device with the consent agreement its owner gave. Needs an operator or facilitator key."""
     try:
-        reg = devices.register(session, body.device, body.agreement, registered_by=who.name)
+        reg = devices.register(session, body.device, body.agreement, registered_by=who.name, simulated=body.simulated)
     except consent.ConsentError as exc:
         session.rollback()
         raise consent_error(exc) from exc

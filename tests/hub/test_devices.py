@@ -137,3 +137,13 @@ def test_erase_deletes_the_devices_readings_and_nothing_else(client, register, o
     assert len(open_rows) == 6
     other = f"/api/v1/devices/{second['device']['public_id']}/readings"
     assert len(client.get(other, headers=operator).json()["readings"]) == 6
+
+
+def test_a_device_registered_as_simulated_says_so_publicly(client, operator, register):
+    real = register()["device"]["public_id"]
+    response = client.post("/api/v1/devices", json={**device_body(), "simulated": True}, headers=operator)
+    assert response.status_code == 201
+    simulated = response.json()["device"]["public_id"]
+    listed = {d["public_id"]: d["simulated"] for d in client.get("/api/v1/devices").json()}
+    assert listed == {real: False, simulated: True}
+    assert client.get(f"/api/v1/devices/{simulated}").json()["simulated"] is True
