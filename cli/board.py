@@ -159,10 +159,10 @@ def _open(port: str) -> SerialTransport:
     try:
         return SerialTransport(port, baudrate=115200, timeout=READ_TIMEOUT)
     except TransportError:
-        raise BoardError(_why_not_open(port)) from None
+        raise BoardError(why_not_open(port)) from None
 
 
-def _why_not_open(port: str) -> str:
+def why_not_open(port: str) -> str:
     """mpremote only says it failed; pyserial says why."""
     try:
         serial.Serial(port, 115200, exclusive=True).close()

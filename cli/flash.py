@@ -36,7 +36,7 @@ from esptool.util import FatalError, NotImplementedInROMError, flash_size_bytes
 from serial import SerialException
 
 from cli import uf2
-from cli.board import BoardError, _why_not_open, connected
+from cli.board import BoardError, connected, why_not_open
 from cli.firmware_images import ESP_CHIPS, esp_chip_of_image
 
 ROM_BAUD = 115200  # what every ESP ROM loader starts at
@@ -109,7 +109,7 @@ def _connect(port: str, before: str):
         return detect_chip(port, ROM_BAUD, connect_mode=before, connect_attempts=CONNECT_ATTEMPTS)
     except (FatalError, SerialException, OSError) as e:
         if "Could not open" in str(e):
-            raise FlashError(_why_not_open(port)) from None
+            raise FlashError(why_not_open(port)) from None
         raise FlashError(
             f"The board at {port} does not answer like an ESP32 in its bootloader: hold its BOOT button, "
             "press and release RESET, let go of BOOT, and try again."

@@ -14,7 +14,7 @@ import serial
 import typer
 
 from cli.app import abort, console
-from cli.board import _why_not_open
+from cli.board import why_not_open
 from firmware.quantities import QUANTITIES
 
 BAUD = 115200
@@ -55,7 +55,7 @@ def open_console(port: str) -> serial.Serial:
     try:
         return serial.Serial(port, BAUD, timeout=POLL, exclusive=True)
     except serial.SerialException:
-        abort(_why_not_open(port))
+        abort(why_not_open(port))
 
 
 class Lines:

@@ -46,10 +46,13 @@ def join_wifi(config, wait_s=30):
     import network
     wlan = network.WLAN(network.STA_IF)
     wlan.active(True)
+    # A wrong password or a network out of reach is final: stop waiting as soon as the radio says so.
+    final = [getattr(network, name) for name in ("STAT_WRONG_PASSWORD", "STAT_NO_AP_FOUND", "STAT_CONNECT_FAIL")
+             if hasattr(network, name)]
     if not wlan.isconnected():
         wlan.connect(ssid, config.get("wifi_password", ""))
         for _ in range(wait_s * 10):
-            if wlan.isconnected():
+            if wlan.isconnected() or (final and wlan.status() in final):
                 break
             time.sleep(0.1)
     if not wlan.isconnected():
