@@ -93,7 +93,6 @@ class BME280Chip(Chip):
         self.pointer = 0
         self.measuring_until = None
         self.updating_until = 0
-        self.frozen = None
         self._power_on()
 
     def _power_on(self):
@@ -131,9 +130,7 @@ class BME280Chip(Chip):
             self.measuring_until = None
             raw = self.raw or raw_for(self.calibration, self.value("temperature"), self.value("pressure"),
                                       self.value("humidity") if self.HUMIDITY else 50.0)
-            if self.stuck:
-                raw = self.frozen = self.frozen or raw
-            adc_t, adc_p, adc_h = raw
+            adc_t, adc_p, adc_h = self.measured(raw)
             regs = self.regs
             regs[0xF7:0xFA] = bytes([adc_p >> 12, (adc_p >> 4) & 0xFF, (adc_p & 0x0F) << 4])
             regs[0xFA:0xFD] = bytes([adc_t >> 12, (adc_t >> 4) & 0xFF, (adc_t & 0x0F) << 4])

@@ -20,6 +20,7 @@ class Chip:
         self.present = True
         self.corrupt = 0
         self.stuck = False
+        self.frozen = None  # the raw value a stuck chip keeps giving
         self.series = None
         self.clock = None
         self.values = values
@@ -34,6 +35,15 @@ class Chip:
 
     def set(self, **values):
         self.values.update(values)
+
+    def measured(self, raw):
+        """`raw`, or while the chip is stuck, the first raw value it gave after getting stuck."""
+        if self.stuck:
+            if self.frozen is None:
+                self.frozen = raw
+            return self.frozen
+        self.frozen = None
+        return raw
 
     def take_corrupt(self):
         if self.corrupt > 0:

@@ -11,7 +11,6 @@ class StreamingChip(Chip):
         Chip.__init__(self, **values)
         self.period_ms = period_ms or self.PERIOD_MS
         self.phase_ms = phase_ms
-        self.frozen = None
 
     def stream(self, after_ms, until_ms):
         """The bytes of the frames sent in (after_ms, until_ms]; at most the last 16 frames."""
@@ -27,14 +26,6 @@ class StreamingChip(Chip):
             return self.series.at(at_ms)
         return self.values
 
-    def frozen_or(self, data):
-        if self.stuck:
-            if self.frozen is None:
-                self.frozen = data
-            return self.frozen
-        self.frozen = None
-        return data
-
 
 class SDS011Chip(StreamingChip):
     """0xAA 0xC0 PM2.5 (LSB, MSB) PM10 (LSB, MSB) ID1 ID2 checksum 0xAB, PM in 0.1 µg/m³."""
@@ -47,8 +38,8 @@ class SDS011Chip(StreamingChip):
         v = self.fields(at_ms)
         pm25 = int(round(v["pm2_5"] * 10))
         pm10 = int(round(v["pm10"] * 10))
-        data = self.frozen_or(bytes([pm25 & 0xFF, pm25 >> 8, pm10 & 0xFF, pm10 >> 8,
-                                     self.device_id >> 8, self.device_id & 0xFF]))
+        data = self.measured(bytes([pm25 & 0xFF, pm25 >> 8, pm10 & 0xFF, pm10 >> 8,
+                                    self.device_id >> 8, self.device_id & 0xFF]))
         checksum = sum(data) & 0xFF
         if self.take_corrupt():
             checksum ^= 0x10
@@ -67,7 +58,7 @@ class PMS5003Chip(StreamingChip):
         pm1, pm25, pm10 = int(round(v["pm1"])), int(round(v["pm2_5"])), int(round(v["pm10"]))
         # Counts per 0.1 L: a plausible spread that falls with size and moves with the masses.
         counts = [pm25 * 150 + 300, pm25 * 45 + 90, pm25 * 8 + 20, pm10 - pm25 + 2, (pm10 - pm25) // 3, 0]
-        words = self.frozen_or(tuple([pm1, pm25, pm10, pm1, pm25, pm10] + counts + [0]))
+        words = self.measured(tuple([pm1, pm25, pm10, pm1, pm25, pm10] + counts + [0]))
         body = bytearray(b"\x42\x4d\x00\x1c")
         for w in words:
             body += bytes([(w >> 8) & 0xFF, w & 0xFF])

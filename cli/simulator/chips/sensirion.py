@@ -34,20 +34,10 @@ class SensirionChip(Chip):
         self.address = address
         self.pending = None
         self.ready_at = 0
-        self.frozen = None
 
     def answer(self, raw, delay_ms):
         self.pending = raw
         self.ready_at = self.now() + delay_ms
-
-    def measured(self, raw):
-        # A stuck chip keeps giving the first raw value it measured after being stuck.
-        if self.stuck:
-            if self.frozen is None:
-                self.frozen = raw
-            return self.frozen
-        self.frozen = None
-        return raw
 
     def on_read(self, n):
         if self.pending is None or self.now() < self.ready_at:
