@@ -14,6 +14,7 @@
 # then wait (awake with the LED playing, light sleep, or deep sleep) for the next reading.
 
 import json
+import sys
 import time
 
 try:
@@ -22,32 +23,65 @@ except ImportError:  # every board build has it; a stripped-down port might not
     random = None
 
 try:
-    from . import board, codec, mqtt, power
-    from . import config as settings
-    from .buffer import Buffer, Files, join
+    from . import board, mqtt, power
+    from .buffer import SEGMENT, Buffer, Files, join
     from .clock import Clock, board_time, next_boot, sntp
-    from .config import DEFAULTS, REQUIRED, SEGMENT, ConfigError, make_config
+    from .encode import encode_json, record
     from .seq import SeqCounter
     from .status import Led, Status, goodbye
 except ImportError:  # copied flat onto a board
     import board
-    import codec
-    import config as settings
     import mqtt
     import power
-    from buffer import Buffer, Files, join
+    from buffer import SEGMENT, Buffer, Files, join
     from clock import Clock, board_time, next_boot, sntp
-    from config import DEFAULTS, REQUIRED, SEGMENT, ConfigError, make_config
+    from encode import encode_json, record
     from seq import SeqCounter
     from status import Led, Status, goodbye
 
-__all__ = ("DEFAULTS", "REQUIRED", "SEGMENT", "make_config", "load_config", "run")
+__all__ = ("make_config", "load_config", "run")
+
+
+def settings_module():
+    """The settings module, config.py: its defaults and checks. Imported when needed (at start, and when a
+    change arrives) and let go afterwards with release(), so the loop runs without it in the heap."""
+    try:
+        from . import config
+    except ImportError:  # copied flat onto a board
+        import config
+    return config
+
+
+def release(module):
+    """Under MicroPython, forget an imported module, so the collector takes back its heap once nothing else
+    holds it; the next import loads it again. CPython keeps its modules (its tests hold on to them)."""
+    if sys.implementation.name != "micropython":
+        return
+    name = module.__name__
+    sys.modules.pop(name, None)
+    dot = name.rfind(".")
+    if dot > 0:  # the package holds its submodule too
+        try:
+            delattr(sys.modules[name[:dot]], name[dot + 1:])
+        except (KeyError, AttributeError):
+            pass
+
+
+def make_config(given):
+    """The defaults, overridden by `given`, checked. Raises ConfigError (a ValueError) with one sentence."""
+    checks = settings_module()
+    config = checks.make_config(given)
+    release(checks)  # not when it raised: the caller catches the ConfigError of this very module
+    return config
 
 
 def load_config(path):
     """Read a JSON config file, fill in the defaults and check it. Raises ConfigError (a ValueError) with
     one sentence."""
-    return settings.load(path)
+    checks = settings_module()
+    config = checks.load(path)
+    release(checks)
+    return config
 
 
 def topic(config, kind):
@@ -75,17 +109,23 @@ def timed(batch, clock):
     untimed = 0
     for i in range(len(batch)):
         payload = batch[i]
-        if b'"t": null' not in payload:
+        at = payload.find(b'"t": null')
+        if at < 0:
             out.append(payload)
             continue
-        rec = json.loads(payload)
-        t = clock.time_of(rec["boot"], rec["ms"])
+        # Device.keep wrote it as {"seq": .., "t": null, "v": {..}, "boot": <n>, "ms": <n>} (encode_json's
+        # key order). The time goes in place of null and the place in the boot is cut off: the bytes
+        # encode_json gives the timed record, without decoding the record and encoding it again.
+        place = payload.rfind(b', "boot": ')
+        ms = payload.rfind(b', "ms": ')
+        boot = int(payload[place + 10:ms])
+        t = clock.time_of(boot, int(payload[ms + 8:-1]))
         if t is None:
-            if rec["boot"] == clock.boot:
+            if boot == clock.boot:
                 return out, i, untimed  # this boot may still get the time: wait
             untimed += 1
             continue
-        out.append(codec.encode_json(codec.record(rec["seq"], t, rec["v"])))
+        out.append(payload[:at + 5] + b"%d" % t + payload[at + 9:place] + b"}")
     return out, len(batch), untimed
 
 
@@ -117,7 +157,7 @@ class Uplink:
         self.client_factory = client_factory or mqtt.MQTTClient
         self.client = None
         self.reported = None  # the status last published
-        self.inbox = []       # settings changes that arrived: dicts, or ConfigError for one we cannot read
+        self.inbox = []       # settings changes that arrived: dicts, or a ValueError for one we cannot read
 
     def connect(self):
         c = self.config
@@ -136,8 +176,8 @@ class Uplink:
             return
         try:
             changes = json.loads(payload)
-        except ValueError:
-            changes = ConfigError("the settings on the config topic are not valid JSON")
+        except ValueError:  # the loop takes a ValueError in the inbox as a change it cannot read
+            changes = ValueError("the settings on the config topic are not valid JSON")
         self.inbox.append(changes)
 
     def report(self, status=None):
@@ -304,12 +344,12 @@ class Device:
 
     def keep(self, seq, values):
         t = self.clock.time()
-        rec = codec.record(seq, t, values)
+        rec = record(seq, t, values)
         if t is None:  # no time yet: where in which boot, so it can be placed once the time is known
             rec["boot"] = self.clock.boot
             rec["ms"] = self.clock.uptime_ms()
         dropped = self.buf.dropped
-        self.buf.append(codec.encode_json(rec))
+        self.buf.append(encode_json(rec))
         if self.buf.dropped != dropped:
             self.log("sensing: the buffer is full: dropped the %d oldest reading(s) to keep the new ones"
                      % (self.buf.dropped - dropped))
@@ -366,17 +406,20 @@ class Device:
 
     def apply(self, changes):
         """Check a settings change against the whole config, keep it in the config file, use it."""
-        if isinstance(changes, ConfigError):
+        if isinstance(changes, ValueError):  # a ConfigError, or the config topic's unreadable JSON
             return self.refuse(str(changes))
         if isinstance(changes, dict) and changes and [k for k in changes if self.config.get(k) != changes[k]] == []:
             return  # the retained settings again, already in use
+        checks = settings_module()
         try:
-            given = settings.read(self.config_file, self.files) if self.config_file else dict(self.config)
-            given = settings.update(given, changes)
+            given = checks.read(self.config_file, self.files) if self.config_file else dict(self.config)
+            given = checks.update(given, changes)
             if self.config_file:
-                settings.save(self.config_file, given, self.files)
-        except ConfigError as e:
+                checks.save(self.config_file, given, self.files)
+        except checks.ConfigError as e:
             return self.refuse(str(e))
+        finally:
+            release(checks)
         self.config.update(changes)
         self.power.mode = self.config["sleep"]
         self.led.enable(self.config["led"])

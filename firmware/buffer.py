@@ -32,6 +32,7 @@
 import binascii
 import os
 
+SEGMENT = 4096  # one flash erase block on ESP32 and rp2
 MAGIC = 0xA5
 HEADER_SIZE = 7
 PREFIX = "buf-"
@@ -90,7 +91,7 @@ def read_atomic(files, path):
 
 
 class Buffer:
-    def __init__(self, directory, capacity=65536, segment=4096, files=None):
+    def __init__(self, directory, capacity=65536, segment=SEGMENT, files=None):
         self.directory = directory
         self.files = files or Files()
         self.segment = segment

@@ -10,9 +10,9 @@
 import json
 
 try:
-    from .buffer import Files, write_atomic
+    from .buffer import SEGMENT, Files, write_atomic  # SEGMENT: the buffer's segment
 except ImportError:  # copied flat onto a board
-    from buffer import Files, write_atomic
+    from buffer import SEGMENT, Files, write_atomic
 
 DEFAULTS = {
     "broker_host": "127.0.0.1",
@@ -60,7 +60,6 @@ MODEMS = ("rak3172", "wio_e5")
 REGIONS = ("AS923", "AU915", "EU868", "IN865", "KR920", "US915")  # the regions both modems know
 MIN_INTERVAL = 5          # flash wear (a write per reading) and the radio's duty cycle
 MAX_INTERVAL = 86400
-SEGMENT = 4096            # the buffer's segment: one flash erase block on ESP32 and rp2
 HUB_MAX_MESSAGE = 65536
 WATCHDOG_MAX_MS = 8388    # the longest watchdog rp2 allows; ESP32 allows more
 CONFIG_PORT = 11          # the LoRaWAN port of settings downlinks (see decode_downlink)

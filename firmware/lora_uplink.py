@@ -5,10 +5,10 @@
 import json
 
 try:
-    from . import codec, lorawan
+    from . import encode, lorawan
     from .config import CONFIG_PORT, ConfigError, decode_downlink
 except ImportError:  # copied flat onto a board
-    import codec
+    import encode
     import lorawan
     from config import CONFIG_PORT, ConfigError, decode_downlink
 
@@ -57,8 +57,8 @@ class LoraUplink:
             while len(buf):
                 rec = json.loads(buf.peek(1, 0)[0])
                 try:
-                    payload = codec.encode_compact(rec["seq"], rec["v"])
-                except codec.CodecError as e:  # it can never be sent: let the readings behind it go
+                    payload = encode.encode_compact(rec["seq"], rec["v"])
+                except encode.CodecError as e:  # it can never be sent: let the readings behind it go
                     self.log("sensing: reading %d cannot be sent over LoRaWAN (%s); skipped" % (rec["seq"], e))
                     buf.ack(1)
                     continue

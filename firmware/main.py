@@ -12,15 +12,16 @@ import time
 
 try:
     from . import app, board, mqtt, power
-    from . import config as settings
     from .status import Led, Status
 except (ImportError, KeyError):  # flat on a board; MicroPython raises KeyError in __main__
     import app
     import board
-    import config as settings
     import mqtt
     import power
     from status import Led, Status
+
+# The settings module (config.py) is imported only while it is used: app.load_config lets it go once the
+# config is good, so the loop runs without its checks in the heap.
 
 DEFAULT_CONFIG = "/config.json"
 
@@ -72,6 +73,7 @@ def safe_wait_s(hardware):
 
 def safe_mode(path, error, hardware, wait_s, log=print, sleep=time.sleep, client_factory=None, wdt=None):
     """Show and publish why the config is invalid; wait for settings that fix it. True once fixed."""
+    settings = app.settings_module()
     status = Status()
     status.state = "config_invalid"
     status.message = "config invalid: %s" % error
@@ -95,7 +97,7 @@ def safe_mode(path, error, hardware, wait_s, log=print, sleep=time.sleep, client
     start = mqtt.ticks_ms()
     try:
         while wait_s is None or mqtt.elapsed_ms(start) < wait_s * 1000:
-            if uplink is not None and _fixed(path, given, uplink, status, log):
+            if uplink is not None and _fixed(settings, path, given, uplink, status, log):
                 return True
             pw.rest(1)
     finally:
@@ -113,14 +115,14 @@ def _board_map(hardware, base):
         return {}
 
 
-def _fixed(path, given, uplink, status, log):
+def _fixed(settings, path, given, uplink, status, log):
     try:
         if uplink.client is None:
             uplink.connect()
         for changes in uplink.settings():
             try:
-                if isinstance(changes, settings.ConfigError):
-                    raise changes
+                if isinstance(changes, ValueError):  # a change that cannot be read (see app.Uplink)
+                    raise settings.ConfigError(str(changes))
                 fixed = settings.update(given, changes)
             except settings.ConfigError as e:
                 status.message = "config invalid: %s" % e
@@ -141,7 +143,9 @@ def main(hardware=None):
         try:
             config = app.load_config(path)
             break
-        except settings.ConfigError as e:
+        except ValueError as e:
+            if not isinstance(e, app.settings_module().ConfigError):  # still imported: it raised
+                raise
             if not safe_mode(path, e, hardware, safe_wait_s(hardware)):
                 return 1
     join_wifi(config)

@@ -6,7 +6,7 @@
 # carries round(value * scale) as an integer) and a short description.
 # bits: the width of that integer in the compact form, which sends round(value * scale) - round(min * scale)
 # unsigned, so `bits` must hold (max - min) * scale. Changing a width or scale changes the wire format: bump
-# codec.COMPACT_VERSION.
+# COMPACT_VERSION (encode.py).
 
 QUANTITIES = {
     "pm1": {"unit": "µg/m³", "min": 0.0, "max": 1000.0, "id": 1, "scale": 10, "bits": 14,

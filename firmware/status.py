@@ -8,9 +8,9 @@
 # clean stop). message: one sentence, such as "config refused: interval must be at least 5 seconds".
 
 try:
-    from . import codec
+    from .encode import encode_json
 except ImportError:  # copied flat onto a board
-    import codec
+    from encode import encode_json
 
 # The LED's patterns: one period each, as (level, milliseconds), repeated while the device is in that state.
 # docs/firmware.md shows them to residents; keep the two in step.
@@ -26,7 +26,7 @@ PATTERNS = {
 
 def goodbye(state="offline"):
     """The status of a device that is gone: "offline" (its last will, a clean stop) or "asleep"."""
-    return codec.encode_json({"state": state})
+    return encode_json({"state": state})
 
 
 class Status:
@@ -46,7 +46,7 @@ class Status:
     def encode(self):
         if self.buf is not None:
             self.dropped, self.untimed = self.buf.dropped, self.buf.untimed
-        return codec.encode_json({"state": self.state, "message": self.message, "faults": self.all_faults(),
+        return encode_json({"state": self.state, "message": self.message, "faults": self.all_faults(),
                                   "dropped": self.dropped, "untimed": self.untimed})
 
     def led_state(self):

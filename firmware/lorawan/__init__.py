@@ -40,7 +40,7 @@ def make(kind, uart, clock=None, **timeouts):
 def send_reading(radio, seq, values, port=COMPACT_PORT, confirmed=False):
     """Encode one reading in the compact form and send it; return a downlink (port, bytes) or None."""
     try:
-        from firmware import codec
+        from firmware import encode
     except ImportError:
-        import codec
-    return radio.send(port, codec.encode_compact(seq, values), confirmed)
+        import encode
+    return radio.send(port, encode.encode_compact(seq, values), confirmed)

@@ -30,9 +30,9 @@ def run_vectors(interpreter, path, mode):
 
 @pytest.fixture(scope="module")
 def flat_dir(tmp_path_factory):
-    # The files as they sit on a board: codec.py and quantities.py side by side, no package.
+    # The files as they sit on a board: codec.py, encode.py and quantities.py side by side, no package.
     d = tmp_path_factory.mktemp("board")
-    for name in ("codec.py", "quantities.py"):
+    for name in ("codec.py", "encode.py", "quantities.py"):
         shutil.copy(REPO / "firmware" / name, d / name)
     return d
 
