@@ -69,3 +69,22 @@ def register(client: TestClient, operator: dict[str, str]) -> Callable[..., dict
         return response.json()
 
     return _register
+
+
+def owner(reg: dict[str, Any]) -> dict[str, str]:
+    """The headers of the device's owner (the owner token from the registration)."""
+    return {"Authorization": f"Bearer {reg['owner_token']}"}
+
+
+def device_readings(client: TestClient, reg: dict[str, Any]) -> list[dict[str, Any]]:
+    """The device's readings, as its owner sees them."""
+    response = client.get(f"/api/v1/devices/{reg['device']['public_id']}/readings", headers=owner(reg))
+    assert response.status_code == 200, response.text
+    return response.json()["readings"]
+
+
+def device_rejections(client: TestClient, reg: dict[str, Any]) -> list[dict[str, Any]]:
+    """What the hub refused from the device, newest first, as its owner sees it."""
+    response = client.get(f"/api/v1/devices/{reg['device']['public_id']}/rejections", headers=owner(reg))
+    assert response.status_code == 200, response.text
+    return response.json()

@@ -7,6 +7,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from hub.ingest.store import REJECTION
+from tests.hub.conftest import device_readings, device_rejections, owner
 
 T = int(time.time()) - 60  # a minute ago: well inside the allowed clock skew
 FUTURE = 4102444800  # 2100-01-01
@@ -19,22 +20,6 @@ def post(client: TestClient, secret: str | None, body, *, raw: bytes | None = No
     return client.post("/api/v1/ingest", json=body, headers=headers)
 
 
-def owner(reg) -> dict[str, str]:
-    return {"Authorization": f"Bearer {reg['owner_token']}"}
-
-
-def readings(client: TestClient, reg) -> list[dict]:
-    response = client.get(f"/api/v1/devices/{reg['device']['public_id']}/readings", headers=owner(reg))
-    assert response.status_code == 200, response.text
-    return response.json()["readings"]
-
-
-def rejections(client: TestClient, reg) -> list[dict]:
-    response = client.get(f"/api/v1/devices/{reg['device']['public_id']}/rejections", headers=owner(reg))
-    assert response.status_code == 200, response.text
-    return response.json()
-
-
 def test_a_record_is_stored_once_per_quantity_and_a_resend_is_a_duplicate(client, register):
     reg = register()
     record = {"seq": 17, "t": T, "v": {"temperature": 21.4, "humidity": 63.5}}
@@ -45,14 +30,14 @@ def test_a_record_is_stored_once_per_quantity_and_a_resend_is_a_duplicate(client
     assert first.status_code == 200, first.text
     assert first.json() == {"accepted": 2, "duplicates": 0, "rejected": []}
     assert again.json() == {"accepted": 0, "duplicates": 2, "rejected": []}
-    rows = readings(client, reg)
+    rows = device_readings(client, reg)
     assert sorted((r["quantity"], r["value"], r["unit"], r["seq"], r["transport"]) for r in rows) == [
         ("humidity", 63.5, "%", 17, "http"),
         ("temperature", 21.4, "°C", 17, "http"),
     ]
     assert {r["agreement_id"] for r in rows} == {reg["agreement"]["id"]}
     assert {datetime.fromisoformat(r["measured_at"]).timestamp() for r in rows} == {T}
-    assert rejections(client, reg) == []
+    assert device_rejections(client, reg) == []
 
 
 def test_bad_records_are_rejected_with_their_reason_and_good_ones_beside_them_kept(client, register):
@@ -83,11 +68,11 @@ def test_bad_records_are_rejected_with_their_reason_and_good_ones_beside_them_ke
              "reason": "'v' must be an object of quantity name to value, with at least one entry"},
         ],
     }
-    assert sorted((r["seq"], r["quantity"], r["value"]) for r in readings(client, reg)) == [
+    assert sorted((r["seq"], r["quantity"], r["value"]) for r in device_readings(client, reg)) == [
         (1, "pm10", 20.0), (1, "pm2_5", 12.5), (2, "pm10", 21.0),
     ]
     seen = [(r["seq"], r["quantity"], r["reason"], r["transport"], r["claimed_device"])
-            for r in reversed(rejections(client, reg))]
+            for r in reversed(device_rejections(client, reg))]
     public_id = reg["device"]["public_id"]
     assert seen == [
         (2, "pm2_5", "pm2_5 -3 µg/m³ is outside the valid range 0.0 to 1000.0 µg/m³", "http", public_id),
@@ -109,12 +94,12 @@ def test_an_unreadable_message_is_refused_with_400_and_recorded(client, register
     assert (not_text.status_code, not_text.json()) == (400, {"detail": "the message is not UTF-8 text"})
     assert (not_records.status_code, not_records.json()) == (
         400, {"detail": "the message must be a record object or a list of records"})
-    assert [(r["reason"], r["excerpt"]) for r in reversed(rejections(client, reg))] == [
+    assert [(r["reason"], r["excerpt"]) for r in reversed(device_rejections(client, reg))] == [
         ("the message is not valid JSON", '{"seq": 1, "t": '),
         ("the message is not UTF-8 text", "��\\x00garbage"),
         ("the message must be a record object or a list of records", "42"),
     ]
-    assert readings(client, reg) == []
+    assert device_readings(client, reg) == []
 
 
 def test_a_missing_or_wrong_secret_is_refused_with_401_and_recorded(client, register):
@@ -149,8 +134,8 @@ def test_an_oversize_message_is_refused_with_413_and_recorded(client, register):
     assert response.status_code == 413
     reason = f"the message is {size} bytes, more than the limit of 65536 bytes"
     assert response.json() == {"detail": reason}
-    assert [r["reason"] for r in rejections(client, reg)] == [reason]
-    assert readings(client, reg) == []
+    assert [r["reason"] for r in device_rejections(client, reg)] == [reason]
+    assert device_readings(client, reg) == []
 
 
 def test_each_reading_carries_the_agreement_in_force_and_withdrawal_refuses_new_ones(client, register, operator):
@@ -171,9 +156,9 @@ def test_each_reading_carries_the_agreement_in_force_and_withdrawal_refuses_new_
     assert second.json()["accepted"] == 1
     reason = f"consent for device '{public_id}' has been withdrawn, so its readings are refused"
     assert (third.status_code, third.json()) == (403, {"detail": reason})
-    assert [(r["seq"], r["agreement_id"]) for r in readings(client, reg)] == [
+    assert [(r["seq"], r["agreement_id"]) for r in device_readings(client, reg)] == [
         (1, reg["agreement"]["id"]), (2, new_agreement.json()["id"]),
     ]
     assert reg["agreement"]["id"] != new_agreement.json()["id"]
-    assert [(r["reason"], r["excerpt"]) for r in rejections(client, reg)] == [
+    assert [(r["reason"], r["excerpt"]) for r in device_rejections(client, reg)] == [
         (reason, f'{{"seq":3,"t":{T},"v":{{"co2":440}}}}')]

@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from firmware import codec
 from hub.app import create_app
 from hub.settings import Settings
-from tests.hub.conftest import OPERATOR_KEY
+from tests.hub.conftest import OPERATOR_KEY, device_readings, device_rejections
 
 SAMPLES = Path("/work/shared/samples")
 TTN_SECRET = "ttn-webhook-secret-long-enough-1"
@@ -49,20 +49,8 @@ def compact(seq: int, values: dict) -> str:
     return base64.b64encode(codec.encode_compact(seq, values)).decode()
 
 
-def owner(reg) -> dict[str, str]:
-    return {"Authorization": f"Bearer {reg['owner_token']}"}
-
-
-def readings(client: TestClient, reg) -> list[dict]:
-    response = client.get(f"/api/v1/devices/{reg['device']['public_id']}/readings", headers=owner(reg))
-    assert response.status_code == 200, response.text
-    return response.json()["readings"]
-
-
-def rejections(client: TestClient, reg) -> list[dict]:
-    response = client.get(f"/api/v1/devices/{reg['device']['public_id']}/rejections", headers=owner(reg))
-    assert response.status_code == 200, response.text
-    return [(r["transport"], r["reason"], r["excerpt"]) for r in response.json()]
+def rejections(client: TestClient, reg) -> list[tuple[str, str, str]]:
+    return [(r["transport"], r["reason"], r["excerpt"]) for r in device_rejections(client, reg)]
 
 
 def test_a_ttn_cayenne_uplink_is_stored_with_the_agreement_and_a_resend_is_a_duplicate(client, register):
@@ -77,7 +65,7 @@ def test_a_ttn_cayenne_uplink_is_stored_with_the_agreement_and_a_resend_is_a_dup
                             "note": ""}
     assert again.json() == {"accepted": 0, "duplicates": 3, "rejected": [], "device": device, "seq": TTN_SEQ,
                             "note": ""}
-    rows = readings(client, reg)
+    rows = device_readings(client, reg)
     assert sorted((r["quantity"], r["value"], r["seq"], r["transport"]) for r in rows) == [
         ("humidity", 63.5, TTN_SEQ, "lorawan"), ("pressure", 1008.4, TTN_SEQ, "lorawan"),
         ("temperature", 21.7, TTN_SEQ, "lorawan")]
@@ -94,7 +82,7 @@ def test_a_chirpstack_uplink_event_is_stored(client, register):
 
     assert response.json() == {"accepted": 3, "duplicates": 0, "rejected": [], "device": device,
                                "seq": CHIRPSTACK_SEQ, "note": ""}
-    assert sorted(r["value"] for r in readings(client, reg)) == [21.7, 63.5, 1008.4]
+    assert sorted(r["value"] for r in device_readings(client, reg)) == [21.7, 63.5, 1008.4]
 
 
 def test_compact_readings_keep_the_devices_seq_across_the_16_bit_wrap(client, register):
@@ -114,7 +102,7 @@ def test_compact_readings_keep_the_devices_seq_across_the_16_bit_wrap(client, re
                                  "note": ""}
     assert resent.json() == {"accepted": 0, "duplicates": 1, "rejected": [], "device": device, "seq": 65530,
                              "note": ""}
-    assert sorted({(r["seq"], r["transport"]) for r in readings(client, reg)}) == [(65530, "http"),
+    assert sorted({(r["seq"], r["transport"]) for r in device_readings(client, reg)}) == [(65530, "http"),
                                                                                   (65539, "lorawan")]
 
 
@@ -158,7 +146,7 @@ def test_an_unreadable_uplink_is_refused_and_its_owner_sees_why(client, register
     assert (response.status_code, response.json()["detail"]) == (400, reason)
     [(transport, recorded, shown)] = rejections(client, reg)
     assert (transport, recorded, shown[:len(excerpt)]) == ("lorawan", reason, excerpt)
-    assert readings(client, reg) == []
+    assert device_readings(client, reg) == []
 
 
 def test_an_unknown_device_is_refused_with_how_to_name_it(client):
@@ -181,7 +169,7 @@ def test_the_integration_secret_is_required(client, register, headers, code, rea
     response = client.post("/api/v1/ingest/ttn", json=ttn_body(reg["device"]["public_id"]), headers=headers)
 
     assert (response.status_code, response.json()["detail"]) == (code, reason)
-    assert readings(client, reg) == []
+    assert device_readings(client, reg) == []
 
 
 def test_an_integration_without_a_secret_is_off(database_url, tmp_path):
@@ -210,7 +198,7 @@ def test_an_uplink_without_application_payload_stores_nothing(client, register):
 
     assert response.status_code == 200
     assert response.json()["note"] == "the uplink carries no application payload (MAC commands only): nothing to store"
-    assert readings(client, reg) == []
+    assert device_readings(client, reg) == []
 
 
 def test_a_body_that_is_not_json_says_to_choose_json(client):
