@@ -10,8 +10,9 @@ Every failure is a BoardError carrying one sentence a resident can act on; comma
 import ast
 import contextlib
 import errno
-import io
 import os
+import sys
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
@@ -129,12 +130,56 @@ class Board:
             raise BoardError(f"The board at {self.port} could not write {path} ({os.strerror(e.errno)}).") from None
 
 
+class _ThreadQuieted:
+    """sys.stdout while boards are being connected to: what a thread in `quiet_in_this_thread` prints is dropped,
+    what the other threads print goes on to the real stdout."""
+
+    def __init__(self, real):
+        self.real = real
+
+    def write(self, text: str) -> int:
+        return len(text) if getattr(_quiet, "on", False) else self.real.write(text)
+
+    def flush(self) -> None:
+        if not getattr(_quiet, "on", False):
+            self.real.flush()
+
+    def __getattr__(self, name: str):
+        return getattr(self.real, name)
+
+
+_quiet = threading.local()
+_quieting = threading.Lock()
+_quiet_threads = 0
+
+
+@contextlib.contextmanager
+def quiet_in_this_thread() -> Iterator[None]:
+    """Drop what this thread prints. contextlib.redirect_stdout swaps sys.stdout for every thread: with several
+    boards at once (sensing workshop run), the others' output would be lost, and crossed restores would leave
+    sys.stdout swapped for good."""
+    global _quiet_threads
+    with _quieting:
+        if _quiet_threads == 0:
+            sys.stdout = _ThreadQuieted(sys.stdout)
+        _quiet_threads += 1
+    _quiet.on = True
+    try:
+        yield
+    finally:
+        _quiet.on = False
+        with _quieting:
+            _quiet_threads -= 1
+            if _quiet_threads == 0 and isinstance(sys.stdout, _ThreadQuieted):
+                sys.stdout = sys.stdout.real
+
+
 @contextlib.contextmanager
 def connected(port: str) -> Iterator[Board]:
     """The board at `port`, interrupted and in its raw REPL, soft-reset so nothing of its last program is left."""
     transport = _open(port)
     try:
-        with contextlib.redirect_stdout(io.StringIO()):  # mpremote prints what it got when it gives up
+        with quiet_in_this_thread():  # mpremote prints what it got when it gives up
             transport.enter_raw_repl(soft_reset=True, timeout_overall=ANSWER_TIMEOUT)
     except (TransportError, OSError):
         _close(transport)

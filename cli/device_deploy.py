@@ -7,6 +7,7 @@ lacks come from cli/bundle/ (see its manifest.json) and go to /lib, so a worksho
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -80,18 +81,34 @@ def unchanged(board: Board, file: BoardFile, survey: Survey) -> bool:
     return survey.files[file.path] == len(data) and board.read_file(file.path) == data  # no hashlib on the board
 
 
-def copy_files(board: Board, files: list[BoardFile], survey: Survey, progress: Progress) -> None:
+Report = Callable[[str, int, int], None]  # (what is happening, bytes in all, bytes done)
+
+
+def copy_files(board: Board, files: list[BoardFile], survey: Survey, report: Report) -> None:
     for folder in parent_dirs([file.path for file in files]):
         if folder not in survey.dirs:
             board.make_dir(folder)
     sizes = {file.path: len(file.data()) for file in files}
-    task = progress.add_task("Copying", total=sum(sizes.values()))
+    total = sum(sizes.values())
     done = 0
     for file in files:
-        progress.update(task, description=f"Copying {file.path.lstrip('/')}")
-        board.write_file(file.path, file.data(), lambda n, before=done: progress.update(task, completed=before + n))
+        what = f"Copying {file.path.lstrip('/')}"
+        report(what, total, done)
+        board.write_file(file.path, file.data(), lambda n, before=done, what=what: report(what, total, before + n))
         done += sizes[file.path]
-        progress.update(task, completed=done)
+        report(what, total, done)
+
+
+def deploy_board(port: str, files: list[BoardFile], libraries: list[Library], report: Report) -> tuple[int, int]:
+    """Copy to the board at `port` the files it lacks or has otherwise: (files it needs, files copied).
+    BoardError on a failure."""
+    with connected(port) as board:
+        library_paths = [file.path for library in libraries for file in library.files]
+        survey = board.survey([f.path for f in files] + library_paths, [lib.module for lib in libraries])
+        wanted = files + libraries_needed(libraries, survey)
+        to_copy = [file for file in wanted if not unchanged(board, file, survey)]
+        copy_files(board, to_copy, survey, report)
+    return len(wanted), len(to_copy)
 
 
 def result_sentence(port: str, total: int, kept: int) -> str:
@@ -126,14 +143,12 @@ def deploy(
     columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn())
     try:
         with Progress(*columns, console=console, transient=True, disable=not console.is_terminal) as progress:
-            looking = progress.add_task(f"Looking at the board at {port}", total=None)
-            with connected(port) as board:
-                library_paths = [file.path for library in libraries for file in library.files]
-                survey = board.survey([f.path for f in files] + library_paths, [lib.module for lib in libraries])
-                progress.remove_task(looking)
-                wanted = files + libraries_needed(libraries, survey)
-                to_copy = [file for file in wanted if not unchanged(board, file, survey)]
-                copy_files(board, to_copy, survey, progress)
+            task = progress.add_task(f"Looking at the board at {port}", total=None)
+
+            def report(what: str, total: int, done: int) -> None:
+                progress.update(task, description=what, total=total, completed=done)
+
+            total, copied = deploy_board(port, files, libraries, report)
     except BoardError as e:
         abort(str(e))
-    console.print(result_sentence(port, len(wanted), len(wanted) - len(to_copy)), highlight=False)
+    console.print(result_sentence(port, total, total - copied), highlight=False)

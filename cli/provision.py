@@ -13,6 +13,7 @@ import json
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import NoReturn
 
 import typer
 
@@ -114,11 +115,13 @@ def step(text: str) -> Iterator[None]:
         yield
 
 
-def first_reading_finder(hub: str, device_id: str, token: str | None, public: bool) -> Callable[[], dict | None]:
+def first_reading_finder(hub: str, device_id: str, token: str | None, public: bool,
+                         request: Callable[..., dict] = call) -> Callable[[], dict | None]:  # fmt: skip
     """A function asking the hub for the device's first reading from now on: its values, or None yet.
 
     With the resident's token (or the operator's key), the device's own readings; without, its open data if it
     shares openly. Readings the hub had already (a board provisioned again) are left behind by their id.
+    `request` makes the calls (hubclient.call, which aborts on a failure; a workshop's boards raise instead).
     """
     if token:
         path, key, group = f"/api/v1/devices/{device_id}/readings", token, "seq"
@@ -131,7 +134,7 @@ def first_reading_finder(hub: str, device_id: str, token: str | None, public: bo
         params["device"] = device_id
 
     def rows(**more: object) -> list[dict]:
-        return call(hub, "GET", path, key=key, params={**params, **more})["readings"]
+        return request(hub, "GET", path, key=key, params={**params, **more})["readings"]
 
     known = max((row["id"] for row in rows()), default=None)
 
@@ -161,8 +164,10 @@ def board_problem(line: str, wifi_ssid: str, traceback: list[str]) -> str | None
     return None
 
 
-def wait_for_first_reading(lines: Lines, find: Callable[[], dict | None], wifi_ssid: str, seconds: float) -> dict:
-    """Watch the board's output for failures while asking the hub, until a reading arrives or time is up."""
+def wait_for_first_reading(lines: Lines, find: Callable[[], dict | None], wifi_ssid: str, seconds: float,
+                           fail: Callable[[str], NoReturn] = abort) -> dict:  # fmt: skip
+    """Watch the board's output for failures while asking the hub, until a reading arrives or time is up.
+    A failure is one sentence given to `fail` (abort, or a workshop's board raising it)."""
     import time
 
     deadline = time.monotonic() + seconds
@@ -173,7 +178,7 @@ def wait_for_first_reading(lines: Lines, find: Callable[[], dict | None], wifi_s
         for line in lines.read():
             problem = board_problem(line, wifi_ssid, traceback)
             if problem:
-                abort(problem)
+                fail(problem)
             if line.startswith("sensing: "):
                 last_word = line.removeprefix("sensing: ")
         if time.monotonic() >= next_check:
@@ -182,7 +187,7 @@ def wait_for_first_reading(lines: Lines, find: Callable[[], dict | None], wifi_s
                 return values
             next_check = time.monotonic() + CHECK_EVERY
     said = f"; the board's last word: {last_word}" if last_word else ": check the board's power and WiFi"
-    abort(f"No reading reached the hub within {seconds:g} s{said}.")
+    fail(f"No reading reached the hub within {seconds:g} s{said}.")
 
 
 def register(hub: str, key: str, answers: Answers, board: str, consent_version: str) -> dict:

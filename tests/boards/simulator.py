@@ -176,6 +176,9 @@ class SimulatedBoard:
         pid, console = os.forkpty()  # the child's terminal becomes its controlling one, so Ctrl-C is SIGINT
         if pid == 0:  # the child: only set up its terminal and exec
             try:
+                # Nothing of the host's open files goes with it: a serial port another thread has open (and
+                # locked, as pyserial does) would stay locked for as long as this MicroPython runs.
+                os.closerange(3, os.sysconf("SC_OPEN_MAX"))
                 termios.tcsetattr(0, termios.TCSANOW, _board_console_attributes(0))
                 os.chdir(self.root)
                 os.execve(self.micropython, [self.micropython, "-i", str(BOOT)], env)

@@ -1,0 +1,319 @@
+"""One board at a workshop, from plugged in to its first reading at the hub: `set_up(board, workshop)`.
+
+The steps are those of `sensing device flash`, `deploy` and `provision`, told as log lines and a state for the
+live table instead of printed results; a failure is one sentence in `board.failure`, and the other boards go on.
+Every change to the plan goes through the PlanKeeper (cli/workshop_plan.py), which saves it whole at once, so an
+interruption anywhere leaves the plan as it was after the last finished step.
+"""
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NoReturn
+
+import httpx
+
+from cli.board import BoardError, connected
+from cli.consent_questions import AnswerError, Answers
+from cli.device_deploy import BoardFile, Library, deploy_board
+from cli.firmware_images import PICO_CHIPS, FirmwareError, Manifest, cached, version_key
+from cli.flash import FlashError, check_board, copy_uf2, find_drive, flash_esp, read_uf2
+from cli.hubclient import client, explain
+from cli.monitor import Lines, reading_text, soft_reboot
+from cli.provision import (
+    board_config,
+    board_name,
+    firmware_config,
+    first_reading_finder,
+    look_at,
+    wait_for_first_reading,
+)
+from cli.roster import PlanError, PlannedDevice
+from cli.workshop_plan import PlanKeeper, who
+
+FAST_BAUD = 460800
+BACK_AFTER_FLASH = 30  # seconds for a Pico to come back at its port with the new MicroPython
+
+
+class StepFailure(Exception):
+    """A step of one board failed; the message is one sentence for the facilitator."""
+
+
+class Stopped(Exception):
+    """The facilitator pressed Ctrl-C: the board stops at its next step."""
+
+
+@dataclass
+class BoardRun:
+    """One board plugged in, as the live table shows it."""
+
+    port: str
+    plugged_at: float = field(default_factory=time.monotonic)
+    device: PlannedDevice | None = None
+    step: str = "waiting"
+    result: str = ""
+    failure: str | None = None
+    finished: bool = False
+    first_reading_at: float | None = None
+    started: dict[str, float] = field(default_factory=dict)  # step -> when it started (time.monotonic)
+
+    def enter(self, step: str, result: str = "") -> None:
+        self.step, self.result = step, result
+        self.started.setdefault(step, time.monotonic())
+
+    def fail(self, sentence: str) -> None:
+        self.enter("failed", "✗ see below")
+        self.failure = sentence
+
+
+@dataclass
+class Workshop:
+    """What every board of a workshop run shares."""
+
+    hub: str
+    key: str
+    info: dict  # GET /api/v1/hub: broker, consent version
+    purposes: dict[str, str]
+    keeper: PlanKeeper
+    manifest: Manifest
+    files: list[BoardFile]
+    libraries: list[Library]
+    say: Callable[[BoardRun, str], None]  # one line of the log, about one board
+    answers_dir: Path | None = None
+    collected_by: str | None = None
+    ask: Callable[[PlannedDevice, dict, list[str]], dict] | None = None  # None: never ask the facilitator
+    assigned: dict[str, int] = field(default_factory=dict)  # port -> the roster row the facilitator chose
+    micropython: str | None = None  # None: the manifest's newest for the board
+    interval: int = 60
+    wait: float = 120
+    stopping: threading.Event = field(default_factory=threading.Event)
+    bootsel: threading.Lock = field(default_factory=threading.Lock)  # one Pico in BOOTSEL at a time
+
+    def check(self) -> None:
+        if self.stopping.is_set():
+            raise Stopped()
+
+
+def failure(sentence: str) -> NoReturn:
+    raise StepFailure(sentence)
+
+
+def hub_request(hub: str, method: str, path: str, key: str | None = None, **kwargs: Any) -> Any:
+    """hubclient.call, raising the sentence instead of ending the command: the other boards go on."""
+    try:
+        with client(hub, key) as http:
+            response = http.request(method, path, **kwargs)
+    except httpx.ConnectError:
+        failure(f"The hub at {hub} is not reachable: is it running (make run), and is the address right?")
+    except httpx.TimeoutException:
+        failure(f"The hub at {hub} did not answer in time: check the network and try again.")
+    if response.is_error:
+        failure(explain(response))
+    return response.json()
+
+
+def set_up(board: BoardRun, workshop: Workshop) -> None:
+    """Flash, deploy and provision the board, whatever happens telling it in `board`, never raising."""
+    try:
+        _set_up(board, workshop)
+    except (StepFailure, BoardError, FlashError, FirmwareError, PlanError) as e:
+        board.fail(str(e))
+    except Stopped:
+        board.enter("stopped", "– stopped")
+    except Exception as e:  # noqa: BLE001 - one board's surprise must not stop the others
+        board.fail(f"Something unexpected went wrong with the board at {board.port} ({type(e).__name__}: {e}): "
+                   "unplug it, plug it in again, and try again.")  # fmt: skip
+    finally:
+        if board.device is not None:
+            workshop.keeper.release(board.device)
+        board.finished = True
+
+
+def _set_up(board: BoardRun, workshop: Workshop) -> None:
+    keeper = workshop.keeper
+    board.enter("looking")
+    state, not_answering = look(board.port)
+    config = state["config"] if state and isinstance(state["config"], dict) else {}
+    device = board.device = keeper.take(
+        row=workshop.assigned.get(board.port),
+        device_id=config.get("device_id"),
+        board=board_name(state["machine"]) if state else None,
+        esp_only=state is None,
+        not_answering=not_answering,
+    )
+    if device.state == "provisioned":
+        board.enter("provisioned", f"✓ already, as {device.device_id}")
+        workshop.say(board, f"already provisioned as {device.device_id}: nothing to do")
+        return
+    if device.hub is not None and device.hub != workshop.hub.rstrip("/"):
+        failure(f"{who(device)} is registered with another hub ({device.hub}): run the workshop against that hub.")
+    workshop.check()
+    state = flash_if_needed(board, workshop, state, not_answering)
+    keeper.advance(device, "flashed")
+    workshop.check()
+    deploy(board, workshop)
+    keeper.advance(device, "deployed")
+    workshop.check()
+    answers = workshop_answers(workshop, device, must=device.device_id is None)
+    if device.device_id is None:
+        board.enter("registering")
+        body = answers.registration(device.board, workshop.info["consent_version"])
+        registration = hub_request(workshop.hub, "POST", "/api/v1/devices", key=workshop.key, json=body)
+        keeper.registered(device, workshop.hub, registration)  # saved before the board hears of it
+        workshop.say(board, f"registered {device.device_id}: sharing {answers.sharing}, in {answers.area}")
+    else:
+        workshop.say(board, f"already registered as {device.device_id}: kept, with its stored secret")
+    workshop.check()
+    provision(board, workshop, state, answers)
+    keeper.advance(device, "provisioned")
+
+
+def look(port: str) -> tuple[dict | None, str | None]:
+    """What the board is (provision.look_at), or None and the sentence saying why it does not answer."""
+    try:
+        with connected(port) as found:
+            return look_at(found), None
+    except BoardError as e:
+        return None, str(e)
+
+
+def flash_if_needed(board: BoardRun, workshop: Workshop, state: dict | None, not_answering: str | None) -> dict:
+    """The board's state once it runs MicroPython of the wanted version or newer: flashed only if it does not."""
+    device = board.device
+    image = workshop.manifest.image(device.board, workshop.micropython)
+    if state is not None and version_key(state["version"]) >= version_key(image.version):
+        workshop.say(board, f"MicroPython {state['version']} already on it: not flashed")
+        return state
+    board.enter("flashing")
+    data = cached(image).read_bytes()
+
+    def report(what: str, total: int | None, done: int) -> None:
+        board.result = f"{what} {done * 100 // total} %" if total else what
+
+    chip = workshop.manifest.chip(device.board)
+    if chip in PICO_CHIPS:
+        if state is None:  # a Pico without MicroPython has no serial port: it would be a BOOTSEL drive
+            failure(not_answering)
+        with workshop.bootsel:  # Picos in BOOTSEL are told apart only by their drive: one at a time
+            drive = find_drive(None, board.port, report)
+            check_board(read_uf2(data, image.file), image.file, drive, (device.board, chip))
+            copy_uf2(data, image.file, drive, report)
+        state = back_at_port(board.port)
+    else:
+        flash_esp(board.port, data, image.file, (device.board, chip), FAST_BAUD, True, True, report)
+        state, not_answering = look(board.port)
+        if state is None:
+            failure(not_answering)
+    workshop.say(board, f"MicroPython {image.version} written")
+    return state
+
+
+def back_at_port(port: str) -> dict:
+    deadline = time.monotonic() + BACK_AFTER_FLASH
+    while time.monotonic() < deadline:
+        state, _ = look(port)
+        if state is not None:
+            return state
+        time.sleep(0.5)
+    failure(f"The board flashed at {port} did not come back there: unplug it and plug it in again.")
+
+
+def deploy(board: BoardRun, workshop: Workshop) -> None:
+    board.enter("deploying")
+
+    def report(what: str, total: int, done: int) -> None:
+        board.result = f"{done * 100 // max(total, 1)} %"
+
+    total, copied = deploy_board(board.port, workshop.files, workshop.libraries, report)
+    board.result = ""
+    said = f"firmware already there ({total} files)" if copied == 0 else f"deployed {copied} of {total} files"
+    workshop.say(board, said)
+
+
+ASKED = ("sharing", "purposes", "collected_by")  # what the roster may leave to the day
+
+
+def workshop_answers(workshop: Workshop, device: PlannedDevice, must: bool) -> Answers | None:
+    """The resident's answers: the roster's, then answers_dir/all.yaml, then answers_dir/<row>.yaml, then what
+    the facilitator is asked for. None when something is missing and `must` is false (kept: no new answers)."""
+    given: dict[str, Any] = {"area": device.area, "placement": device.placement, "kind": device.kind}
+    if device.sharing:
+        given["sharing"] = device.sharing
+    if device.purposes:
+        given["purposes"] = list(device.purposes)
+    if workshop.collected_by:
+        given["collected_by"] = workshop.collected_by
+    if workshop.answers_dir is not None:
+        for name in ("all", str(device.row)):
+            given |= answers_file(workshop.answers_dir, name)
+    missing = [name for name in ASKED if not given.get(name)]
+    if missing:
+        if not must:
+            return None
+        if workshop.ask is None:
+            failure(f"The answers for {who(device)} do not say {missing[0]}: add it to "
+                    f"{workshop.answers_dir}/{device.row}.yaml, then run this again.")  # fmt: skip
+        given = workshop.ask(device, given, missing)
+    try:
+        return Answers(**given).check(workshop.purposes)
+    except AnswerError as e:
+        failure(f"{who(device)}: {e}")
+
+
+def answers_file(folder: Path, name: str) -> dict:
+    """folder/name.yaml (or .yml, .json) as a dict of answers; {} when there is none."""
+    import yaml
+
+    path = next((folder / (name + ext) for ext in (".yaml", ".yml", ".json") if (folder / (name + ext)).exists()),
+                None)  # fmt: skip
+    if path is None:
+        return {}
+    try:
+        given = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as e:
+        failure(f"Cannot read the answers file {path} ({e.strerror}).")
+    except yaml.YAMLError:
+        failure(f"The answers file {path} is not valid YAML or JSON.")
+    if given is None:
+        return {}
+    if not isinstance(given, dict):
+        failure(f"The answers file {path} should hold names and answers, like sharing: open.")
+    unknown = sorted(set(given) - set(Answers.__dataclass_fields__))
+    if unknown:
+        failure(f"The answers file {path} has an unknown answer '{unknown[0]}'.")
+    return {name: "" if value is None and name.startswith("wifi") else value for name, value in given.items()}
+
+
+def provision(board: BoardRun, workshop: Workshop, state: dict, answers: Answers | None) -> None:
+    """Write /config.json, restart the board, and wait for its first reading at the hub."""
+    device = board.device
+    board.enter("configuring")
+    kept = state["config"] if isinstance(state["config"], dict) else None
+    if kept is not None and kept.get("device_id") != device.device_id:
+        kept = None  # another device's settings (a board used before): nothing of them is kept
+    config = board_config(kept, device.device_id, device.device_secret, workshop.info, answers, device.board,
+                          workshop.interval)  # fmt: skip
+    refused = firmware_config(config)
+    if refused:
+        failure(f"The board's config would be refused: {refused}.")
+
+    def find() -> dict | None:
+        workshop.check()
+        return seen()
+
+    seen = first_reading_finder(workshop.hub, device.device_id, device.owner_token, False, request=hub_request)
+    with connected(board.port) as found:
+        found.write_file("/config.json", json.dumps(config, indent=1).encode())
+        found.transport.exit_raw_repl()
+        lines = Lines(found.transport.serial)
+        lines.port.timeout = 0.1
+        if not soft_reboot(lines.port, lines):
+            failure(f"The board at {board.port} did not restart: press its reset button, then run this again.")
+        board.enter("first reading")
+        values = wait_for_first_reading(lines, find, config.get("wifi_ssid", ""), workshop.wait, fail=failure)
+    board.enter("provisioned", f"✓ {reading_text(values)}")
+    board.first_reading_at = board.started["provisioned"]
+    workshop.say(board, f"first reading at the hub: {reading_text(values)}")

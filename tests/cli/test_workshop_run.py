@@ -1,0 +1,245 @@
+"""`sensing workshop run` against real components: a hub process with its embedded broker, and simulated boards
+(the MicroPython unix port behind mpremote) that start empty: the run deploys the real firmware to them,
+registers each device, writes its config and waits for its first reading at the hub."""
+
+import json
+import os
+import signal
+import subprocess
+import time
+import tty
+from pathlib import Path
+
+import httpx
+import pytest
+from typer.testing import CliRunner
+
+from cli.device_deploy import FIRMWARE, firmware_files
+from cli.main import app
+from tests.boards.simulator import SimulatedBoard
+from tests.e2e.conftest import SENSING, RunningHub, start_hub, stop_hub
+
+runner = CliRunner()
+
+ROSTER = """\
+name,contact,area,placement,kind,board,sharing,purposes
+Sam,,easton,outdoor,air,RPI_PICO_W,open,community_awareness;research
+Jo,,easton,indoor,damp,RPI_PICO_W,,
+Kim,,st werburghs,outdoor,air,RPI_PICO_W,private,community_awareness
+"""
+# Everyone's boards have no sensor chips: the firmware's emulated sensor, whose first reading (seed 1) is this.
+EVERYONE = "collected_by: Easton workshop team\nsensors: emulated\n"
+FIRST_READING = "✓ 19.0 °C, 55 % RH"
+FILES = len(firmware_files(FIRMWARE))  # what deploy copies to an empty board (the bundle has no libraries yet)
+
+
+@pytest.fixture
+def hub(tmp_path):
+    proc, running = start_hub(tmp_path)
+    try:
+        yield running
+    finally:
+        stop_hub(proc)
+
+
+@pytest.fixture
+def facilitator_key(hub: RunningHub) -> str:
+    issued = httpx.post(f"{hub.url}/api/v1/keys", json={"name": "Easton workshop team"},
+                        headers={"Authorization": f"Bearer {hub.operator_key}"})  # fmt: skip
+    return issued.json()["key"]
+
+
+@pytest.fixture
+def boards(micropython, tmp_path):
+    """Three simulated Pico W boards, plugged in, with nothing on them but MicroPython."""
+    started = [SimulatedBoard(tmp_path / f"flash{n}", micropython).start() for n in range(3)]
+    yield started
+    for board in started:
+        board.stop()
+
+
+@pytest.fixture
+def plan(tmp_path) -> Path:
+    (tmp_path / "roster.csv").write_text(ROSTER)
+    result = runner.invoke(app, ["workshop", "prepare", str(tmp_path / "roster.csv"), "--out", str(tmp_path / "plan")])
+    assert result.exit_code == 0, result.output
+    return tmp_path / "plan"
+
+
+@pytest.fixture
+def answers(tmp_path) -> Path:
+    folder = tmp_path / "answers"
+    folder.mkdir()
+    (folder / "all.yaml").write_text(EVERYONE)
+    (folder / "3.yaml").write_text("sharing: community\npurposes: [community_awareness, home_advice]\n")  # Jo
+    return folder
+
+
+def workshop_run(plan: Path, hub: RunningHub, key: str, answers: Path, ports: list[str], *options: str) -> list[str]:
+    port_options = [word for port in ports for word in ("--port", port)]
+    return ["workshop", "run", str(plan), "--hub", hub.url, "--key", key, "--answers-dir", str(answers),
+            *port_options, *options]  # fmt: skip
+
+
+def devices_at(hub: RunningHub) -> list[str]:
+    return sorted(device["public_id"] for device in httpx.get(f"{hub.url}/api/v1/devices").json())
+
+
+def planned(plan: Path) -> dict[int, dict]:
+    return {device["row"]: device for device in json.loads((plan / "plan.json").read_text())["devices"]}
+
+
+def port_of(boards: list[SimulatedBoard], device_id: str) -> str:
+    """The board the run gave this device to, by the device id in its /config.json."""
+    return next(b.port for b in boards if json.loads((b.root / "config.json").read_text())["device_id"] == device_id)
+
+
+def final_table(rows: list[tuple[str, str, str, str]]) -> list[str]:
+    """The table as rich draws it (box.SIMPLE_HEAD without edges), from its rows."""
+    header = ("Board", "Resident", "Step", "Result")
+    widths = [max(len(row[n]) for row in [header, *rows]) for n in range(4)]
+    lines = ["   ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)) for row in [header, *rows]]
+    return [lines[0], "─" * len(lines[0]), *lines[1:]]
+
+
+def log_lines(port: str, row: int, name: str, *said: str) -> list[str]:
+    return [f"{port} row {row} ({name}): {text}" for text in said]
+
+
+def new_board(micropython: str, port: str, row: int, name: str, device: str, sharing: str, area: str) -> list[str]:
+    return log_lines(port, row, name, f"MicroPython {micropython_version(micropython)} already on it: not flashed",
+                     f"deployed {FILES} of {FILES} files", f"registered {device}: sharing {sharing}, in {area}",
+                     f"first reading at the hub: {FIRST_READING[2:]}")  # fmt: skip
+
+
+def micropython_version(micropython: str) -> str:
+    said = subprocess.run([micropython, "-c", "import sys; print(sys.implementation.version[:3])"],
+                          capture_output=True, text=True, check=True).stdout  # fmt: skip
+    return ".".join(part.strip() for part in said.strip("()\n").split(","))
+
+
+def test_three_boards_are_set_up_at_once_up_to_their_first_readings(boards, hub, facilitator_key, plan, answers,
+                                                                     micropython):  # fmt: skip
+    ports = [board.port for board in boards]
+
+    result = runner.invoke(app, workshop_run(plan, hub, facilitator_key, answers, ports, "--parallel", "3"))
+
+    assert (result.exit_code, result.stderr) == (0, "")
+    devices = planned(plan)
+    assert [devices[row]["state"] for row in (2, 3, 4)] == ["provisioned"] * 3
+    ids = {row: devices[row]["device_id"] for row in (2, 3, 4)}
+    assert devices_at(hub) == sorted(ids.values())
+    port = {row: port_of(boards, ids[row]) for row in ids}
+    assert sorted(port.values()) == sorted(ports)
+    lines = result.stdout.splitlines()
+    assert sorted(lines[:12]) == sorted(
+        new_board(micropython, port[2], 2, "Sam", ids[2], "open", "easton")
+        + new_board(micropython, port[3], 3, "Jo", ids[3], "community", "easton")
+        + new_board(micropython, port[4], 4, "Kim", ids[4], "private", "st werburghs")
+    )
+    assert lines[12:] == final_table([
+        (port[2], "Sam (row 2)", "provisioned", FIRST_READING),
+        (port[3], "Jo (row 3)", "provisioned", FIRST_READING),
+        (port[4], "Kim (row 4)", "provisioned", FIRST_READING),
+    ]) + ["✓ 3 of 3 planned devices provisioned."]  # fmt: skip
+    # What each resident chose is what the hub recorded, with the facilitators who took it.
+    agreements = [httpx.get(f"{hub.url}/api/v1/devices/{ids[row]}/agreements",
+                            headers={"Authorization": f"Bearer {devices[row]['owner_token']}"}).json()
+                  for row in (2, 3, 4)]  # fmt: skip
+    assert [[(a["sharing"], a["purposes"], a["collected_by"]) for a in mine] for mine in agreements] == [
+        [("open", ["community_awareness", "research"], "Easton workshop team")],
+        [("community", ["community_awareness", "home_advice"], "Easton workshop team")],
+        [("private", ["community_awareness"], "Easton workshop team")],
+    ]
+    assert [json.loads(b.root.joinpath("config.json").read_text())["sensors"] for b in boards] == ["emulated"] * 3
+
+
+def wait_for_plan(plan: Path, done: callable, seconds: float = 60) -> dict[int, dict]:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            devices = planned(plan)
+        except (FileNotFoundError, ValueError):
+            devices = None
+        if devices and done(devices):
+            return devices
+        time.sleep(0.01)
+    raise AssertionError(f"the plan did not get there within {seconds} s")
+
+
+def test_a_run_killed_half_way_continues_and_registers_no_device_twice(boards, hub, facilitator_key, plan, answers,
+                                                                         micropython):  # fmt: skip
+    ports = [board.port for board in boards]
+    args = workshop_run(plan, hub, facilitator_key, answers, ports, "--parallel", "1")
+    first = subprocess.Popen([SENSING, *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # Killed (as a crash would) once Jo's device is registered, before her board has sent its first reading.
+    before = wait_for_plan(plan, lambda d: d[3]["device_id"] is not None and d[3]["state"] != "provisioned")
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+    assert (before[2]["state"], before[4]["device_id"]) == ("provisioned", None)
+    sam, jo = before[2]["device_id"], before[3]["device_id"]
+
+    again = runner.invoke(app, args)
+
+    assert (again.exit_code, again.stderr) == (0, "")
+    devices = planned(plan)
+    kim = devices[4]["device_id"]
+    assert devices_at(hub) == sorted([sam, jo, kim])
+    assert ([devices[row]["device_id"] for row in (2, 3)], devices[3]["device_secret"]) == (
+        [sam, jo], before[3]["device_secret"])  # fmt: skip
+    assert [port_of(boards, device) for device in (sam, jo, kim)] == ports
+    lines = again.stdout.splitlines()
+    assert lines[:9] == [
+        *log_lines(ports[0], 2, "Sam", f"already provisioned as {sam}: nothing to do"),
+        *log_lines(ports[1], 3, "Jo", f"MicroPython {micropython_version(micropython)} already on it: not flashed",
+                   f"firmware already there ({FILES} files)",
+                   f"already registered as {jo}: kept, with its stored secret",
+                   f"first reading at the hub: {FIRST_READING[2:]}"),
+        *new_board(micropython, ports[2], 4, "Kim", kim, "private", "st werburghs"),
+    ]  # fmt: skip
+    assert lines[9:] == final_table([
+        (ports[0], "Sam (row 2)", "provisioned", f"✓ already, as {sam}"),
+        (ports[1], "Jo (row 3)", "provisioned", FIRST_READING),
+        (ports[2], "Kim (row 4)", "provisioned", FIRST_READING),
+    ]) + ["✓ 3 of 3 planned devices provisioned."]  # fmt: skip
+
+
+@pytest.fixture
+def silent_port():
+    """A serial port with nothing answering behind it: a board without MicroPython, or a stuck one."""
+    controller, port = os.openpty()
+    tty.setraw(port)
+    yield os.ttyname(port)
+    os.close(port)
+    os.close(controller)
+
+
+def test_a_board_that_does_not_answer_stops_no_other(boards, silent_port, hub, facilitator_key, plan, answers,
+                                                      micropython):  # fmt: skip
+    ports = [f"{boards[0].port}=4", silent_port, boards[1].port]  # the facilitator gives the first board to Kim
+
+    result = runner.invoke(app, workshop_run(plan, hub, facilitator_key, answers, ports, "--parallel", "3"))
+
+    assert result.exit_code == 1
+    assert result.stderr == (
+        f"✗ The device at {silent_port} does not answer like a MicroPython board: put MicroPython on it, "
+        "or press its reset button, and try again.\n"
+    )
+    devices = planned(plan)
+    kim, sam = devices[4]["device_id"], devices[2]["device_id"]
+    assert (devices[3]["state"], devices[3]["device_id"]) == ("planned", None)
+    assert devices_at(hub) == sorted([kim, sam])
+    lines = result.stdout.splitlines()
+    assert sorted(lines[:8]) == sorted(
+        new_board(micropython, boards[0].port, 4, "Kim", kim, "private", "st werburghs")
+        + new_board(micropython, boards[1].port, 2, "Sam", sam, "open", "easton")
+    )
+    assert lines[8:] == final_table([
+        (boards[1].port, "Sam (row 2)", "provisioned", FIRST_READING),
+        (boards[0].port, "Kim (row 4)", "provisioned", FIRST_READING),
+        (silent_port, "–", "failed", "✗ see below"),
+    ]) + [
+        "✓ 2 of 3 planned devices provisioned.",
+        "  Still to set up: row 3 (Jo).",
+        f"  Run the same command again to continue: {plan}/plan.json keeps every step done.",
+    ]  # fmt: skip
