@@ -162,8 +162,8 @@ class Uplink:
     def connect(self):
         c = self.config
         client = self.client_factory(c["device_id"], c["broker_host"], c["broker_port"],
-                                     user=c["device_id"], password=c["secret"],
-                                     keepalive=c["keepalive"], timeout=c["timeout"])
+                                     user=c["device_id"], password=c["secret"], keepalive=c["keepalive"],
+                                     timeout=c["timeout"], ca=c["broker_ca"] if c["broker_tls"] else None)
         client.set_last_will(topic(c, "status"), goodbye(), retain=True, qos=1)
         client.on_message = self._on_message
         client.connect()

@@ -16,7 +16,9 @@ except ImportError:  # copied flat onto a board
 
 DEFAULTS = {
     "broker_host": "127.0.0.1",
-    "broker_port": 1883,
+    "broker_port": 1883,     # 8883 is the usual port for MQTT over TLS
+    "broker_tls": False,
+    "broker_ca": "",         # with broker_tls: the CA certificate (PEM or DER) on the device that signed the broker's
     "interval": 60,          # seconds between readings
     "cycles": 0,             # readings to take before returning; 0 runs forever
     "drain_seconds": 0,      # after the last cycle, keep retrying the buffer this long
@@ -149,6 +151,15 @@ def check_loop(c):
 def check_network(c):
     _text(c, "broker_host", 253)
     _number(c, "broker_port", 1, 65535, integer=True)
+    _flag(c, "broker_tls")
+    _text(c, "broker_ca", 255)
+    # TLS that checks nothing would look safe and not be: without a CA to check the broker against, refuse.
+    # Whether the file is there is checked when connecting: this check also runs on the laptop writing it.
+    if c["broker_tls"] and not c["broker_ca"]:
+        raise ConfigError("broker_tls needs broker_ca: the path on the device of the CA certificate that signed "
+                          "the broker's")
+    if c["broker_ca"] and not c["broker_tls"]:
+        raise ConfigError("broker_ca is set but broker_tls is false: set broker_tls to true to use TLS")
     _number(c, "keepalive", 0, 65535, integer=True)
     _number(c, "timeout", 0.05, 60)
     _number(c, "backoff_initial", 0)

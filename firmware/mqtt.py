@@ -7,6 +7,10 @@
 #   c.publish("sensing/v1/dev-1/up", payload, qos=1)   # returns once the broker's PUBACK arrives
 #   c.disconnect()
 #
+# Over TLS, the broker's certificate is checked against one CA certificate and the broker's name:
+#
+#   c = MQTTClient("dev-1", "broker.example.org", 8883, ..., ca="/broker-ca.der")
+#
 # Every failure raises MQTTError with one sentence; the caller decides whether to retry.
 
 import struct
@@ -43,6 +47,66 @@ class MQTTTimeout(MQTTError):
     pass
 
 
+class MQTTUntrusted(MQTTError):
+    """The broker's certificate failed the check: not signed by our CA, not for the broker's name, expired."""
+
+
+# mbedTLS's words for why a certificate failed (its verify text, one line a reason), and ours.
+UNTRUSTED_BECAUSE = (
+    ("not correctly signed by the trusted CA", "is not signed by the CA in %(ca)s"),
+    ("does not match with the expected CN", "is not for %(host)s"),
+    ("validity has expired", "has expired"),
+    ("validity starts in the future", "is not valid yet by the board's clock"),
+)
+
+
+def pem_to_der(data):
+    """The first certificate of a PEM file as DER; other bytes are taken to be DER already. MicroPython's
+    mbedTLS takes only DER in some builds, and one certificate at a time."""
+    begin = data.find(b"-----BEGIN CERTIFICATE-----")
+    if begin < 0:
+        return data
+    end = data.find(b"-----END CERTIFICATE-----", begin)
+    if end < 0:
+        return b""
+    import binascii
+    try:
+        return binascii.a2b_base64(data[begin + 27:end].replace(b"\r", b"").replace(b"\n", b""))
+    except ValueError:
+        return b""
+
+
+def tls_context(ca_path):
+    """A TLS context that trusts only the CA certificate in the file at `ca_path` (PEM or DER) and requires
+    the broker to show a certificate it signed. Raises MQTTError with one sentence."""
+    try:
+        f = open(ca_path, "rb")
+        try:
+            der = pem_to_der(f.read())
+        finally:
+            f.close()
+    except OSError as e:
+        raise MQTTError("cannot read the broker's CA certificate %s: %s" % (ca_path, e))
+    try:
+        # MicroPython's own module (ssl.py wraps it, and is frozen: missing when MICROPYPATH leaves out .frozen)
+        import tls
+        context = tls.SSLContext(tls.PROTOCOL_TLS_CLIENT)
+        context.verify_mode = tls.CERT_REQUIRED
+        load = context.load_verify_locations  # takes the DER bytes
+    except ImportError:  # CPython, or MicroPython before 1.23
+        import ssl
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        context.verify_mode = ssl.CERT_REQUIRED  # MicroPython's ssl.py makes a client context CERT_NONE
+
+        def load(der):
+            context.load_verify_locations(cadata=der)
+    try:
+        load(der)
+    except (ValueError, OSError):
+        raise MQTTError("%s is not a CA certificate (PEM or DER)" % ca_path)
+    return context
+
+
 def ticks_ms():
     if hasattr(time, "ticks_ms"):
         return time.ticks_ms()
@@ -73,7 +137,7 @@ def _remaining_length(n):
 
 class MQTTClient:
     def __init__(self, client_id, host, port=1883, user=None, password=None, keepalive=60,
-                 clean_session=True, timeout=5.0):
+                 clean_session=True, timeout=5.0, ca=None):
         self.client_id = client_id
         self.host = host
         self.port = port
@@ -83,7 +147,9 @@ class MQTTClient:
         self.clean_session = clean_session
         self.timeout = timeout
         self.will = None
-        self.sock = None
+        self.ca = ca         # the CA certificate's path: over TLS, checked against it; None: plain MQTT
+        self.sock = None     # what packets go through: the socket, or the TLS stream over it
+        self.timed = None    # what takes the timeouts: MicroPython's TLS stream has no settimeout
         self.pid = 0
         self.on_message = None  # on_message(topic: str, payload: bytes) for subscribed topics
 
@@ -92,15 +158,19 @@ class MQTTClient:
 
     # --- connection ---------------------------------------------------------------------------------
     def connect(self, sock=None):
-        """Open the connection (with `sock` if given, already connected) and wait for CONNACK.
-        Returns True when the broker resumed a stored session."""
+        """Open the connection (with `sock` if given, already connected), over TLS when given a CA,
+        and wait for CONNACK. Returns True when the broker resumed a stored session."""
         if sock is None:
             sock = self._open_socket()
-        self.sock = sock
+        self.sock = self.timed = sock
         try:
-            self.sock.settimeout(self.timeout)
+            sock.settimeout(self.timeout)
+            if self.ca is not None:
+                self.sock = self._handshake(sock)
+                if hasattr(self.sock, "settimeout"):  # CPython's TLS socket replaces the one it wraps
+                    self.timed = self.sock
             self._send(0x10, self._connect_body())
-            kind, body = self._read_packet()
+            kind, body = self._connack()
             if kind != 0x20 or len(body) != 2:
                 raise MQTTError("the broker answered CONNECT with packet type %d, not CONNACK" % (kind >> 4))
             if body[1] != 0:
@@ -109,6 +179,38 @@ class MQTTClient:
         except Exception:
             self.close()
             raise
+
+    def _connack(self):
+        try:
+            return self._read_packet()
+        except MQTTTimeout:
+            raise
+        except MQTTError as e:
+            if self.ca is not None:
+                raise
+            # What a TLS listener does to a plain CONNECT: hang up.
+            why = str(e).split(": ", 1)
+            raise MQTTError("the broker closed the connection without answering CONNECT%s: if %d is a TLS "
+                            "port, set broker_tls" % (" (%s)" % why[1] if len(why) > 1 else "", self.port))
+
+    def _handshake(self, sock):
+        tls = tls_context(self.ca)  # read at each connect: a board's heap does not keep it in between
+        try:
+            return tls.wrap_socket(sock, server_hostname=self.host)
+        except ValueError as e:  # MicroPython: the certificate failed; its text says why, a line a reason
+            raise MQTTUntrusted("the broker's certificate %s" % self._why_untrusted(str(e)))
+        except OSError as e:
+            if getattr(e, "verify_message", None):  # CPython's ssl.SSLCertVerificationError
+                raise MQTTUntrusted("the broker's certificate failed the check: %s" % e.verify_message)
+            raise MQTTError("the TLS handshake with the broker at %s:%d failed (%s): is it a TLS port?"
+                            % (self.host, self.port, e))
+
+    def _why_untrusted(self, text):
+        for words, ours in UNTRUSTED_BECAUSE:
+            if words in text:
+                return ours % {"ca": self.ca, "host": self.host}
+        reason = text.strip().split("\n")[0].rstrip(".") or "no reason given"
+        return "failed the check (%s)" % reason
 
     def _open_socket(self):
         import socket
@@ -149,12 +251,13 @@ class MQTTClient:
         self.close()
 
     def close(self):
-        if self.sock is not None:
-            try:
-                self.sock.close()
-            except OSError:
-                pass
-        self.sock = None
+        for sock in (self.sock, self.timed):  # the TLS stream, then the socket under it
+            if sock is not None and (sock is self.sock or self.timed is not self.sock):
+                try:
+                    sock.close()
+                except OSError:
+                    pass
+        self.sock = self.timed = None
 
     # --- messages -----------------------------------------------------------------------------------
     def publish(self, topic, payload, qos=0, retain=False):
@@ -190,13 +293,15 @@ class MQTTClient:
 
     def check_msg(self):
         """Handle one packet if one is waiting (a subscribed message goes to on_message). Non-blocking."""
-        self.sock.settimeout(0)
+        self.timed.settimeout(0)
         try:
             first = self.sock.recv(1)
         except OSError:
             return None  # nothing waiting
         finally:
-            self.sock.settimeout(self.timeout)
+            self.timed.settimeout(self.timeout)
+        if first is None:  # MicroPython's TLS stream: nothing waiting
+            return None
         if not first:
             raise MQTTError("the broker closed the connection")
         kind, body = self._read_packet(first)

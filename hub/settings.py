@@ -4,7 +4,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, model_validator
+from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATA_DIR = Path("data")
@@ -24,6 +24,9 @@ class Settings(BaseSettings):
     )
     # Empty: the hub starts its own embedded broker. Otherwise mqtt://[user:pass@]host:port of a real broker.
     broker_url: str | None = None
+    # With an mqtts:// broker URL: the CA certificate (PEM) the broker's certificate must be signed by. Empty: the
+    # system's CAs (right for a certificate from a public CA such as Let's Encrypt).
+    broker_ca_file: Path | None = None
     # Rewrite Mosquitto's password and ACL files here after each registration (see `sensing hub broker-files`).
     broker_files_dir: Path | None = None
     embedded_broker_host: str = "127.0.0.1"
@@ -83,6 +86,22 @@ class Settings(BaseSettings):
                 if quantity not in QUANTITIES:
                     raise ValueError(f"SENSING_LORAWAN_CAYENNE_CHANNELS: channel {channel} of '{device}' names "
                                      f"unknown quantity '{quantity}'")
+        return self
+
+    @field_validator("broker_ca_file", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: object) -> object:
+        return None if value == "" else value  # SENSING_BROKER_CA_FILE= in a .env file: not set
+
+    @model_validator(mode="after")
+    def _broker_ca(self) -> "Settings":
+        if self.broker_ca_file is None:
+            return self
+        if not (self.broker_url or "").startswith("mqtts://"):
+            raise ValueError("SENSING_BROKER_CA_FILE is set but SENSING_BROKER_URL is not an mqtts:// URL, "
+                             "so the connection would not use TLS")
+        if not self.broker_ca_file.is_file():
+            raise ValueError(f"SENSING_BROKER_CA_FILE {self.broker_ca_file} is not a file")
         return self
 
     @model_validator(mode="after")

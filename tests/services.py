@@ -12,6 +12,7 @@ a user's machine the test skips with the reason, and under CI=true it fails inst
 import atexit
 import os
 import pwd
+import re
 import shutil
 import signal
 import socket
@@ -21,6 +22,7 @@ import tempfile
 import time
 import uuid
 import weakref
+from dataclasses import dataclass
 from pathlib import Path
 
 HOST = "127.0.0.1"
@@ -61,6 +63,43 @@ def port_accepts(port: int, host: str = HOST) -> bool:
         return False
 
 
+# ------------------------------------------------------------------------------------------------ Certificates
+
+@dataclass(frozen=True)
+class Certificates:
+    ca: Path    # the CA's certificate (PEM): what a client trusts
+    cert: Path  # the broker's certificate, signed by the CA, for 127.0.0.1 and localhost
+    key: Path   # the broker's private key
+
+    def ca_der(self) -> Path:
+        """The CA's certificate as DER, beside the PEM."""
+        der = self.ca.with_suffix(".der")
+        if not der.exists():
+            _openssl("x509", "-in", self.ca, "-outform", "DER", "-out", der)
+        return der
+
+
+def make_certificates(directory: Path, name: str = "Sensing test CA") -> Certificates:
+    """A CA of our own and a broker certificate it signs, for IP 127.0.0.1 and DNS localhost (P-256 keys,
+    which MicroPython's mbedTLS takes), made with the openssl command in `directory`."""
+    directory.mkdir(parents=True, exist_ok=True)
+    ca, ca_key = directory / "ca.pem", directory / "ca.key"
+    cert, key, request = directory / "broker.pem", directory / "broker.key", directory / "broker.csr"
+    ec = ("-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes")
+    _openssl("req", "-x509", *ec, "-keyout", ca_key, "-out", ca, "-days", "2", "-subj", f"/CN={name}")
+    _openssl("req", *ec, "-keyout", key, "-out", request, "-subj", "/CN=localhost")
+    extensions = directory / "broker.ext"
+    extensions.write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n"
+                          "extendedKeyUsage=serverAuth\n")
+    _openssl("x509", "-req", "-in", request, "-CA", ca, "-CAkey", ca_key, "-CAcreateserial", "-out", cert,
+             "-days", "2", "-extfile", extensions)
+    return Certificates(ca, cert, key)
+
+
+def _openssl(*args) -> None:
+    subprocess.run(["openssl", *map(str, args)], check=True, capture_output=True, timeout=30)
+
+
 # ------------------------------------------------------------------------------------------------ Mosquitto
 
 def mosquitto_path() -> str | None:
@@ -98,9 +137,13 @@ class Mosquitto:
         extra_config: str = "",
         port: int | None = None,
         allow_anonymous: bool | None = None,
+        tls: Certificates | None = None,
     ):
         self.host = HOST
         self.port = port or 0
+        # With `tls`, a second listener on tls_port speaks MQTT over TLS with these certificates.
+        self.tls = tls
+        self.tls_port = 0
         self._fixed_port = port is not None
         self.persistence = persistence
         self.passwords = passwords
@@ -118,6 +161,10 @@ class Mosquitto:
         return f"mqtt://{self.host}:{self.port}"
 
     @property
+    def tls_url(self) -> str:
+        return f"mqtts://{self.host}:{self.tls_port}"
+
+    @property
     def running(self) -> bool:
         return self._process is not None and self._process.poll() is None
 
@@ -133,6 +180,19 @@ class Mosquitto:
                 parts.append(path.read_text(errors="replace"))
         return "".join(parts)
 
+    def ports_of(self, client_id: str) -> list[int]:
+        """The listener ports a client connected on, in order, from the log: Mosquitto logs each connection's
+        listener ("New connection from 127.0.0.1:PEER on port P."), then the client id on that peer."""
+        listener: dict[str, int] = {}
+        ports = []
+        for line in self.log_text().splitlines():
+            if match := re.search(r"New connection from ([\d.:]+) on port (\d+)\.", line):
+                listener[match[1]] = int(match[2])
+            elif match := re.search(r"New client connected from ([\d.:]+) as (\S+) ", line):
+                if match[2] == client_id:
+                    ports.append(listener[match[1]])
+        return ports
+
     def start(self) -> "Mosquitto":
         binary = mosquitto_path()
         if binary is None:
@@ -143,6 +203,8 @@ class Mosquitto:
         for attempt in range(attempts):
             if not self.port:
                 self.port = free_port()
+            if self.tls and not self.tls_port:
+                self.tls_port = free_port()
             self._write_config()
             try:
                 self._launch(binary)
@@ -150,7 +212,7 @@ class Mosquitto:
             except RuntimeError:
                 if attempt == attempts - 1 or "Address already in use" not in self.log_text():
                     raise
-                self.port = 0
+                self.port = self.tls_port = 0
         _running_brokers.add(self)
         return self
 
@@ -233,6 +295,9 @@ class Mosquitto:
             lines.append(f"acl_file {directory / 'acl'}")
         if self.extra_config:
             lines.append(self.extra_config)
+        if self.tls:  # last: cafile, certfile and keyfile belong to the listener above them
+            lines += [f"listener {self.tls_port} {self.host}", f"cafile {self.tls.ca}",
+                      f"certfile {self.tls.cert}", f"keyfile {self.tls.key}"]
         config = directory / "mosquitto.conf"
         config.write_text("\n".join(lines) + "\n")
         return config
@@ -257,7 +322,7 @@ class Mosquitto:
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
                 self._fail(f"exited with status {self._process.returncode}")
-            if port_accepts(self.port, self.host):
+            if port_accepts(self.port, self.host) and (not self.tls or port_accepts(self.tls_port, self.host)):
                 return
             time.sleep(0.02)
         self._fail(f"did not accept connections within {START_TIMEOUT:.0f} s")
@@ -367,8 +432,9 @@ def wait_until(condition, what: str, wait: float = WAIT) -> None:
 
 
 def publish(broker_url: str, topic: str, payloads: list[bytes], username: str | None = None,
-            password: str | None = None) -> None:
-    """Publish at QoS 1 (MQTT 3.1.1, as devices do) and wait for the broker's PUBACK of each message."""
+            password: str | None = None, ca: Path | None = None) -> None:
+    """Publish at QoS 1 (MQTT 3.1.1, as devices do) and wait for the broker's PUBACK of each message.
+    An mqtts:// URL goes over TLS, checking the broker against the CA certificate `ca`."""
     from urllib.parse import urlsplit
 
     import paho.mqtt.client as mqtt
@@ -377,7 +443,9 @@ def publish(broker_url: str, topic: str, payloads: list[bytes], username: str | 
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv311)
     if username is not None:
         client.username_pw_set(username, password)
-    client.connect(address.hostname, address.port or 1883)
+    if address.scheme == "mqtts":
+        client.tls_set(ca_certs=str(ca) if ca else None)
+    client.connect(address.hostname, address.port or (8883 if address.scheme == "mqtts" else 1883))
     client.loop_start()
     try:
         infos = [client.publish(topic, payload, qos=1) for payload in payloads]

@@ -1,6 +1,6 @@
 """MQTT ingest: subscribe to every device's uplink and store what arrives, losing nothing if the hub crashes.
 
-    ingest = MqttIngest(settings, engine, "mqtt://127.0.0.1:1883")
+    ingest = MqttIngest(settings, engine, "mqtt://127.0.0.1:1883")   # or mqtts://host:8883 for TLS
     ingest.start(); ingest.wait_ready(10)
     ...
     ingest.stop()
@@ -19,10 +19,13 @@ cannot stop ingest for every device.
 
 import logging
 import queue
+import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
+from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 import paho.mqtt.client as mqtt
@@ -52,19 +55,40 @@ class BrokerAddress:
     port: int
     username: str | None = None
     password: str | None = None
+    tls: bool = False
 
 
 def parse_broker_url(url: str) -> BrokerAddress:
-    """mqtt://[user:password@]host[:port] -> BrokerAddress."""
+    """mqtt://[user:password@]host[:port] (port 1883) or mqtts://… (TLS, port 8883) -> BrokerAddress."""
     parts = urlsplit(url)
-    if parts.scheme != "mqtt" or not parts.hostname:
-        raise ValueError(f"the broker URL '{url}' is not of the form mqtt://[user:password@]host[:port]")
+    if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
+        raise ValueError(f"the broker URL '{url}' is not of the form mqtt[s]://[user:password@]host[:port]")
+    tls = parts.scheme == "mqtts"
     return BrokerAddress(
         parts.hostname,
-        parts.port or 1883,
+        parts.port or (8883 if tls else 1883),
         unquote(parts.username) if parts.username else None,
         unquote(parts.password) if parts.password else None,
+        tls,
     )
+
+
+def tls_context(ca_file: Path | None) -> ssl.SSLContext:
+    """Checks the broker's certificate and name against the CA in `ca_file`, or the system's CAs."""
+    return ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
+
+
+def untrusted(address: BrokerAddress, context: ssl.SSLContext, timeout: float = 5.0) -> str | None:
+    """Why the broker's certificate fails the check, or None: it passes, or the broker cannot be reached at all.
+    paho keeps the reason a TLS connection failed to itself."""
+    try:
+        with socket.create_connection((address.host, address.port), timeout=timeout) as sock:
+            with context.wrap_socket(sock, server_hostname=address.host):
+                return None
+    except ssl.SSLCertVerificationError as exc:
+        return exc.verify_message or str(exc)
+    except OSError:
+        return None
 
 
 def without_password(url: str) -> str:
@@ -125,6 +149,7 @@ class MqttIngest:
         self.client_id = client_id or settings.mqtt_client_id
         self.topic = subscription(share_group)
         self.mqtt5 = mqtt5
+        self.tls = tls_context(settings.broker_ca_file) if self.address.tls else None
         self.ready = threading.Event()  # subscribed on the current connection
         self._quiet = True  # nothing has arrived on this connection yet
         self._counters = Counters()
@@ -150,6 +175,8 @@ class MqttIngest:
             )
         if self.address.username is not None:
             client.username_pw_set(self.address.username, self.address.password)
+        if self.tls is not None:
+            client.tls_set_context(self.tls)
         client.reconnect_delay_set(min_delay=1, max_delay=5)
         client.on_connect = self._on_connect
         client.on_subscribe = self._on_subscribe
@@ -220,7 +247,12 @@ class MqttIngest:
         self.ready.set()
 
     def _on_connect_fail(self, _client, _userdata) -> None:  # type: ignore[no-untyped-def]
-        log.warning("cannot reach the broker at %s: retrying", self.broker_url)
+        why = untrusted(self.address, self.tls) if self.tls is not None else None
+        if why:
+            log.error("cannot trust the broker at %s: %s (checked against %s); retrying",
+                      self.broker_url, why, self.settings.broker_ca_file or "the system's CA certificates")
+        else:
+            log.warning("cannot reach the broker at %s: retrying", self.broker_url)
 
     def _on_disconnect(self, _client, _userdata, _flags, reason_code, _properties) -> None:  # type: ignore[no-untyped-def]
         self.ready.clear()
