@@ -13,6 +13,7 @@ def test_without_services_the_settings_name_the_broker(client):
         "name": "Community sensing hub",
         "broker_host": "127.0.0.1",
         "broker_port": 1883,
+        "broker_tls": False,
         "consent_version": "2026-11",
         "key_role": None,
     }
@@ -32,8 +33,16 @@ def test_a_broker_of_the_hubs_own_is_named_without_its_login(hub_settings):
     with TestClient(create_app(hub_settings, start_services=False)) as client:
         info = client.get("/api/v1/hub").json()
 
-    assert (info["broker_host"], info["broker_port"]) == ("mqtt.example.org", 8883)
+    assert (info["broker_host"], info["broker_port"], info["broker_tls"]) == ("mqtt.example.org", 8883, False)
     assert "hunter2" not in str(info)
+
+
+def test_a_tls_broker_is_named_with_its_tls_port(hub_settings):
+    hub_settings.broker_url = "mqtts://mqtt.example.org"
+    with TestClient(create_app(hub_settings, start_services=False)) as client:
+        info = client.get("/api/v1/hub").json()
+
+    assert (info["broker_host"], info["broker_port"], info["broker_tls"]) == ("mqtt.example.org", 8883, True)
 
 
 def test_a_key_sent_is_checked_and_its_role_told(client, operator, register):
