@@ -20,6 +20,7 @@ import sys
 import tempfile
 import threading
 import time
+from itertools import pairwise
 from pathlib import Path
 
 import httpx
@@ -80,7 +81,7 @@ def report(title: str, runs: list[tuple[BoardRun, float]]) -> list[float]:
         total = board.first_reading_at - plugged
         times.append(total)
         marks = [board.started[step] for step in STEPS]
-        parts = [board.plugged_at - plugged] + [after - before for before, after in zip(marks, marks[1:])]
+        parts = [board.plugged_at - plugged] + [after - before for before, after in pairwise(marks)]
         print(f"  {board.port:<12} {total:6.2f}s  " + "  ".join(f"{part:12.2f}s" for part in parts))
     if times:
         median = statistics.median(times)
