@@ -30,7 +30,7 @@ from cli.roster import Plan, PlannedDevice, digest
 from cli.workshop_board import BoardRun
 from cli.workshop_run import open_workshop, run_boards
 from tests.boards.simulator import SimulatedBoard
-from tests.e2e.conftest import start_hub, stop_hub
+from tests.hub_process import start_hub, stop_hub
 from tests.services import micropython_path
 
 BUDGET = 180.0  # seconds a board may take at a workshop, a person's time included

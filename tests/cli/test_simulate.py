@@ -14,7 +14,7 @@ import pytest
 import typer
 
 from cli.simulator.kits import KITS
-from tests.e2e.conftest import SENSING, RunningHub, start_hub, stop_hub
+from tests.hub_process import SENSING, RunningHub, start_hub, stop_hub
 from tests.services import free_port
 
 pytestmark = pytest.mark.micropython

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from cli.main import app
 from cli.roster import Plan
-from tests.e2e.conftest import RunningHub, running_hub  # noqa: F401
+from tests.hub_process import RunningHub
 
 runner = CliRunner()
 ROSTER = (

@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 from cli.device_deploy import FIRMWARE, firmware_files
 from cli.main import app
 from tests.boards.simulator import SimulatedBoard
-from tests.e2e.conftest import SENSING, RunningHub, start_hub, stop_hub
+from tests.hub_process import SENSING, RunningHub
 
 runner = CliRunner()
 
@@ -33,20 +33,6 @@ FIRST_READING = "✓ 19.0 °C, 55 % RH"
 FILES = len(firmware_files(FIRMWARE))  # what deploy copies to an empty board (the bundle has no libraries yet)
 
 
-@pytest.fixture
-def hub(tmp_path):
-    proc, running = start_hub(tmp_path)
-    try:
-        yield running
-    finally:
-        stop_hub(proc)
-
-
-@pytest.fixture
-def facilitator_key(hub: RunningHub) -> str:
-    issued = httpx.post(f"{hub.url}/api/v1/keys", json={"name": "Easton workshop team"},
-                        headers={"Authorization": f"Bearer {hub.operator_key}"})  # fmt: skip
-    return issued.json()["key"]
 
 
 @pytest.fixture

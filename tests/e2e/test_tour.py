@@ -9,8 +9,8 @@ import time
 
 import httpx
 
-from tests.e2e.conftest import SENSING, RunningHub
 from tests.firmware.support import REPO
+from tests.hub_process import SENSING, RunningHub
 from tests.services import require, wait_until
 
 
