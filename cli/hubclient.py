@@ -1,6 +1,7 @@
 """Talking to a hub over HTTP, with every failure turned into one plain sentence."""
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, NoReturn
 
 import httpx
 
@@ -26,15 +27,18 @@ def explain(response: httpx.Response) -> str:
     return f"The hub said no ({response.status_code}): {detail or response.text[:200]}."
 
 
-def call(hub: str, method: str, path: str, key: str | None = None, **kwargs: Any) -> Any:
-    """Make one request and return its JSON body; abort with a plain sentence on any failure."""
+def call(
+    hub: str, method: str, path: str, key: str | None = None, fail: Callable[[str], NoReturn] = abort, **kwargs: Any
+) -> Any:
+    """Make one request and return its JSON body. On any failure, `fail` gets one plain sentence: by default the
+    command ends with it; a workshop run raises it instead, so the other boards go on."""
     try:
         with client(hub, key) as http:
             response = http.request(method, path, **kwargs)
     except httpx.ConnectError:
-        abort(f"The hub at {hub} is not reachable: is it running (make run), and is the address right?")
+        fail(f"The hub at {hub} is not reachable: is it running (make run), and is the address right?")
     except httpx.TimeoutException:
-        abort(f"The hub at {hub} did not answer in time: check the network and try again.")
+        fail(f"The hub at {hub} did not answer in time: check the network and try again.")
     if response.is_error:
-        abort(explain(response))
+        fail(explain(response))
     return response.json()

@@ -14,14 +14,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
 
-import httpx
-
 from cli.board import BoardError, connected
 from cli.consent_questions import AnswerError, Answers
 from cli.device_deploy import BoardFile, Library, deploy_board
 from cli.firmware_images import PICO_CHIPS, FirmwareError, Manifest, cached, version_key
 from cli.flash import FlashError, check_board, copy_uf2, find_drive, flash_esp, read_uf2
-from cli.hubclient import client, explain
+from cli.hubclient import call
 from cli.monitor import Lines, reading_text, soft_reboot
 from cli.provision import (
     board_config,
@@ -103,16 +101,7 @@ def failure(sentence: str) -> NoReturn:
 
 def hub_request(hub: str, method: str, path: str, key: str | None = None, **kwargs: Any) -> Any:
     """hubclient.call, raising the sentence instead of ending the command: the other boards go on."""
-    try:
-        with client(hub, key) as http:
-            response = http.request(method, path, **kwargs)
-    except httpx.ConnectError:
-        failure(f"The hub at {hub} is not reachable: is it running (make run), and is the address right?")
-    except httpx.TimeoutException:
-        failure(f"The hub at {hub} did not answer in time: check the network and try again.")
-    if response.is_error:
-        failure(explain(response))
-    return response.json()
+    return call(hub, method, path, key, fail=failure, **kwargs)
 
 
 def set_up(board: BoardRun, workshop: Workshop) -> None:
