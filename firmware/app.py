@@ -25,7 +25,7 @@ except ImportError:  # every board build has it; a stripped-down port might not
 try:
     from . import board, mqtt, power
     from .buffer import SEGMENT, Buffer, Files, join
-    from .clock import Clock, board_time, next_boot, sntp
+    from .clock import Clock, board_rtc, next_boot, sntp
     from .encode import encode_json, record
     from .seq import SeqCounter
     from .status import Led, Status, goodbye
@@ -34,7 +34,7 @@ except ImportError:  # copied flat onto a board
     import mqtt
     import power
     from buffer import SEGMENT, Buffer, Files, join
-    from clock import Clock, board_time, next_boot, sntp
+    from clock import Clock, board_rtc, next_boot, sntp
     from encode import encode_json, record
     from seq import SeqCounter
     from status import Led, Status, goodbye
@@ -233,12 +233,15 @@ class Uplink:
         self.reported = None
 
 
-def make_clock(config, state, files, now=board_time):
+def make_clock(config, state, files, now=None, rtc=None):
+    """The clock of this start: `rtc` is the board's machine.RTC, set when the time server answers and read
+    as the board's clock (None: time.time())."""
     ntp = None
     if config["ntp_host"]:
         def ntp():
             return sntp(config["ntp_host"], config["ntp_port"], config["timeout"])
-    return Clock(next_boot(join(state, "boot"), files), join(state, "clock"), now=now, ntp=ntp, files=files)
+    return Clock(next_boot(join(state, "boot"), files), join(state, "clock"), now=now, ntp=ntp, files=files,
+                 rtc=rtc)
 
 
 def make_uplink(config, status, hardware, board_map, pw, log, client_factory=None):
@@ -280,7 +283,7 @@ def run(config, sensor=None, clock=None, sleep=time.sleep, log=print, client_fac
     buf = Buffer(state, config["buffer_bytes"], SEGMENT, files)
     status.buf = buf
     adopt_queue(state, buf, files)
-    clock = clock or make_clock(config, state, files)
+    clock = clock or make_clock(config, state, files, rtc=board_rtc(hardware.machine))
     sensors = sensor or board.find_sensors(config, hardware, board_map, status.boot_faults)
     pw.feed()
     device = Device(config, buf, clock, None, log, status, led, pw, config_file, files)

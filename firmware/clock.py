@@ -4,6 +4,11 @@
 # A board's clock starts at a fixed date at power on (2000-01-01 on ESP32, 2021 on rp2); a laptop's is
 # right. So the clock is trusted when it reads after 2025, else the time comes from NTP: the answer is
 # kept as an anchor (uptime ms, Unix seconds), and the time is the anchor plus the uptime since.
+# When NTP answers, the board's real-time clock (machine.RTC) is set to it as well, in UTC: time.time(),
+# time.localtime() and mbedTLS's certificate date checks follow that clock, and it outlives a soft reset
+# and a deep sleep, so the next start finds it right and times its readings without asking NTP first.
+# The RTC is set and read as a calendar date (RTC.datetime), which is the same on every port whatever
+# its epoch (2000 on ESP32, 1970 on rp2), so no epoch arithmetic can go wrong there.
 # A reading taken before the time is known is stamped with the boot id and its uptime instead. Once this
 # boot has an anchor, its time follows exactly. Anchors are kept on flash for the last few boots, so a
 # reading of a boot that later got the time is fixed even after a reboot. A reading whose boot never got
@@ -23,12 +28,65 @@ VALID_AFTER = 1735689600    # 2025-01-01: a clock reading earlier has not been s
 ANCHORS_KEPT = 4
 
 
-def board_time():
-    """The board's clock in Unix seconds, whatever the port's epoch."""
-    t = int(time.time())
-    if time.gmtime(0)[0] == 2000:
+def board_time(seconds=time.time, gmtime=time.gmtime):
+    """The board's clock in Unix seconds, whatever the port's epoch (time.time() counts from 2000 on
+    ESP32, from 1970 elsewhere)."""
+    t = int(seconds())
+    if gmtime(0)[0] == 2000:
         t += EPOCH_2000
     return t
+
+
+def civil(unix):
+    """(year, month, day, weekday, hour, minute, second) of Unix seconds, in UTC; weekday 0 is Monday, as
+    in time.localtime() and RTC.datetime(). Integer arithmetic (Howard Hinnant's civil_from_days), so the
+    same on every port: a port's time.gmtime() counts from its own epoch."""
+    days, s = divmod(unix, 86400)
+    weekday = (days + 3) % 7  # 1970-01-01 was a Thursday
+    z = days + 719468         # days since 0000-03-01
+    era = z // 146097
+    doe = z - era * 146097
+    yoe = (doe - doe // 1460 + doe // 36524 - doe // 146096) // 365
+    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
+    mp = (5 * doy + 2) // 153
+    day = doy - (153 * mp + 2) // 5 + 1
+    month = mp + 3 if mp < 10 else mp - 9
+    year = yoe + era * 400 + (1 if month <= 2 else 0)
+    return (year, month, day, weekday, s // 3600, s % 3600 // 60, s % 60)
+
+
+def unix_of(year, month, day, hour=0, minute=0, second=0):
+    """Unix seconds of a date and time in UTC: the inverse of civil() (days_from_civil)."""
+    y = year - 1 if month <= 2 else year
+    era = y // 400
+    yoe = y - era * 400
+    doy = (153 * (month - 3 if month > 2 else month + 9) + 2) // 5 + day - 1
+    doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
+    days = era * 146097 + doe - 719468
+    return days * 86400 + hour * 3600 + minute * 60 + second
+
+
+def board_rtc(machine):
+    """machine.RTC() where the port has one with datetime(), else None (the unix port)."""
+    if machine is None or not hasattr(machine, "RTC"):
+        return None
+    rtc = machine.RTC()
+    return rtc if hasattr(rtc, "datetime") else None
+
+
+def set_rtc(rtc, unix):
+    """Set a machine.RTC to Unix seconds, in UTC: (year, month, day, weekday, hour, minute, second,
+    subseconds). Subseconds are 0: SNTP's answer is kept to the second."""
+    y, m, d, wd, h, mi, s = civil(unix)
+    rtc.datetime((y, m, d, wd, h, mi, s, 0))
+
+
+def rtc_time(rtc):
+    """A function reading a machine.RTC as Unix seconds."""
+    def now():
+        t = rtc.datetime()
+        return unix_of(t[0], t[1], t[2], t[4], t[5], t[6])
+    return now
 
 
 def _ticks():
@@ -70,10 +128,13 @@ def sntp(host, port=123, timeout=2):
 
 
 class Clock:
-    def __init__(self, boot, path=None, now=board_time, ticks=_ticks, ticks_diff=_ticks_diff, ntp=None,
-                 files=None):
+    def __init__(self, boot, path=None, now=None, ticks=_ticks, ticks_diff=_ticks_diff, ntp=None,
+                 files=None, rtc=None):
         self.boot = boot
         self.path = path          # the anchors file, or None to keep them in memory only
+        self.rtc = rtc            # a machine.RTC, set when NTP answers; None where there is none
+        if now is None:           # the board's clock: its RTC where it has one
+            now = board_time if rtc is None else rtc_time(rtc)
         self.now = now
         self.ticks = ticks
         self.ticks_diff = ticks_diff
@@ -101,12 +162,20 @@ class Clock:
 
     def sync_due(self, every):
         """True when NTP should be asked: the board's clock has not been set and NTP has not answered in
-        this boot, or it answered more than `every` seconds ago (the board's clock drifts)."""
+        this boot, or it answered more than `every` seconds ago (the board's clock drifts, in a deep sleep
+        too). A clock right from the start (a laptop's, or an RTC set by an earlier boot) is asked again
+        only once `every` seconds have passed since the last answer an earlier boot kept."""
         if self.ntp is None:
             return False
         anchor = self.anchors.get(self.boot)
         if anchor is None:
-            return self.now() < VALID_AFTER
+            now = self.now()
+            if now < VALID_AFTER:
+                return True
+            if not self.anchors:
+                return False  # never asked: a clock set some other way
+            last = max([a[1] for a in self.anchors.values()])
+            return not 0 <= now - last < every  # a clock behind the last answer is wrong too
         return self.uptime_ms() - anchor[0] >= every * 1000
 
     def sync(self):
@@ -118,6 +187,8 @@ class Clock:
         while len(self.anchors) > ANCHORS_KEPT:
             self.anchors.pop(min(self.anchors))
         self._save()
+        if self.rtc is not None:
+            set_rtc(self.rtc, unix)
         return unix
 
     def time_of(self, boot, ms):

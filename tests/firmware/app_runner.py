@@ -99,6 +99,34 @@ if options.get("modem"):
 bus = Stalling(i2c, options["stall_after"]) if "stall_after" in options else i2c
 
 
+def leap(year):
+    return year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
+
+
+def seconds_of(t):
+    # Unix seconds of an RTC tuple, counted day by day: not the firmware's own arithmetic.
+    days = sum(366 if leap(y) else 365 for y in range(1970, t[0]))
+    days += sum([31, 29 if leap(t[0]) else 28, 31, 30, 31, 30, 31, 31, 30, 31, 30][:t[1] - 1]) + t[2] - 1
+    return days * 86400 + t[4] * 3600 + t[5] * 60 + t[6]
+
+
+class RTC:
+    """machine.RTC, with "rtc" in the options (the date it reads at the start, as an 8-tuple): it runs on
+    the board's virtual time, and each datetime() it is set to is recorded in "rtc_set"."""
+    base = None  # (Unix seconds, virtual ms then)
+
+    def datetime(self, t=None):
+        if t is not None:
+            events["rtc_set"].append(list(t))
+            RTC.base = (seconds_of(t), clock.now_ms)
+            return None
+        if RTC.base is None:
+            RTC.base = (seconds_of(options["rtc"]), clock.now_ms)
+        now = RTC.base[0] + int(clock.now_ms - RTC.base[1]) // 1000
+        g = time.gmtime(now)  # the unix port counts from 1970
+        return (g[0], g[1], g[2], g[6], g[3], g[4], g[5], 0)
+
+
 class Machine:
     Pin = Pin
     WDT = Watchdog
@@ -139,6 +167,9 @@ def log(line):
 
 
 machine = Machine()
+if "rtc" in options:
+    Machine.RTC = RTC
+    events["rtc_set"] = []
 if options.get("deepsleep"):
     machine.deepsleep = deepsleep
 hardware = Hardware(machine, OneWireModule(), sleep_ms=clock.sleep_ms, modem_clock=modem_clock,

@@ -1,6 +1,7 @@
 """Time on the device, under the real MicroPython unix port: an injected board clock and ticks, a real UDP
 time server of the test's own, and the firmware publishing to a real Mosquitto."""
 
+import datetime
 import os
 import socket
 import struct
@@ -15,6 +16,8 @@ from tests.firmware.test_buffer import run_micropython
 
 NTP_TO_UNIX = 2208988800
 NOW = 1800000000  # what the test's time server says: 2027-01-15
+VALID_AFTER = 1735689600
+EPOCH_2000 = 946684800
 
 
 class TimeServer:
@@ -228,3 +231,147 @@ def test_readings_of_a_boot_that_never_got_the_time_are_not_sent_and_are_counted
     # Retained from the first start; then online, and once the three were found to have no time, the count.
     offline = b'{"state": "offline"}'
     assert status == [(offline, True), (online(), False), (online(untimed=3), False), (offline, False)]
+
+
+# Setting the board's real-time clock when NTP answers. A fake machine.RTC records the tuples it is set to,
+# and the fake board's time.time() follows it, counted from the board's epoch: 2000 (ESP32) or 1970 (rp2).
+BOARD_RTC = CLOCK + """
+from firmware.clock import civil, unix_of, set_rtc
+
+def days_in(year):
+    return 366 if year % 4 == 0 and (year % 100 != 0 or year % 400 == 0) else 365
+
+class Board:
+    def __init__(self, epoch, start):
+        self.epoch = epoch          # the year time.time() counts from
+        self.rtc = start            # what the RTC holds: a calendar date, the same on every port
+        self.set = []
+    def datetime(self, t=None):
+        if t is None:
+            return self.rtc
+        self.set.append(list(t))
+        self.rtc = t
+    def seconds(self):
+        # time.time() on this board: seconds from its epoch to what the RTC holds, day by day
+        t = self.rtc
+        days = sum(days_in(y) for y in range(self.epoch, t[0]))
+        month = [31, 29 if days_in(t[0]) == 366 else 28, 31, 30, 31, 30, 31, 31, 30, 31, 30]
+        days += sum(month[:t[1] - 1]) + t[2] - 1
+        return days * 86400 + t[4] * 3600 + t[5] * 60 + t[6]
+    def gmtime(self, s):
+        return (self.epoch + s // 31536000,)
+"""
+
+ANSWERS = [1800000000,                  # 2027-01-15, a Friday
+           1835395199,                  # 2028-02-28 23:59:59, the eve of a leap day
+           1835395200,                  # 2028-02-29
+           1861919999,                  # 2028-12-31 23:59:59
+           2**32 - NTP_TO_UNIX + 1000]  # just after NTP's 2036 wrap
+
+
+def rtc_tuple(unix):
+    d = datetime.datetime.fromtimestamp(unix, datetime.UTC)
+    return [d.year, d.month, d.day, d.weekday(), d.hour, d.minute, d.second, 0]
+
+
+@pytest.mark.parametrize("epoch", [2000, 1970], ids=["esp32-epoch-2000", "rp2-epoch-1970"])
+def test_an_ntp_answer_sets_the_board_rtc_to_the_exact_date_on_either_epoch(micropython, tmp_path, epoch):
+    result = run_micropython(micropython, tmp_path, BOARD_RTC + f"""
+out = []
+for answer in {ANSWERS}:
+    start = (2000, 1, 1, 5, 0, 0, 0, 0) if {epoch} == 2000 else (2021, 1, 1, 4, 0, 0, 0, 0)  # at power on
+    board = Board({epoch}, start)
+    now = lambda: board_time(board.seconds, board.gmtime)
+    before = now()
+    c = Clock(1, None, now=now, ntp=lambda: answer, rtc=board)
+    due = c.sync_due(3600)
+    c.sync()
+    # A soft reset: a new boot, no NTP at all, the RTC as it was left
+    again = Clock(2, None, now=now, rtc=board)
+    out.append({{"before": before, "due": due, "set": board.set, "time_time": board.seconds(),
+                 "board_time": now(), "after_reset": again.time(), "rtc_read": Clock(3, None, rtc=board).time()}})
+print(json.dumps(out))
+""")
+    for answer, r in zip(ANSWERS, result, strict=True):
+        assert r["set"] == [rtc_tuple(answer)], answer
+        # time.time() on the board follows the RTC, from the board's own epoch; board_time() undoes it
+        assert r["time_time"] == answer - (EPOCH_2000 if epoch == 2000 else 0)
+        assert r["board_time"] == r["after_reset"] == r["rtc_read"] == answer
+        assert r["due"] is True and r["before"] < VALID_AFTER
+
+
+def test_civil_dates_and_weekdays_match_the_calendar(micropython, tmp_path):
+    moments = list(range(0, 4102444800, 86400 * 37 + 3607)) + [0, 951782400, 951868799, 4102444799]
+    result = run_micropython(micropython, tmp_path, CLOCK + f"""
+from firmware.clock import civil, unix_of
+out = []
+for u in {moments}:
+    t = civil(u)
+    out.append(list(t) + [unix_of(t[0], t[1], t[2], t[4], t[5], t[6])])
+print(json.dumps(out))
+""")
+    for u, r in zip(moments, result, strict=True):
+        assert r[:7] == rtc_tuple(u)[:7], u
+        assert r[7] == u
+
+
+def test_a_clock_right_from_an_earlier_sync_asks_ntp_again_only_after_ntp_every(micropython, tmp_path):
+    result = run_micropython(micropython, tmp_path, CLOCK + """
+rtc = [1800000000]
+asked = []
+def ntp():
+    asked.append(1)
+    return rtc[0]
+first = Clock(1, "clock", now=lambda: rtc[0], ntp=ntp)
+never = first.sync_due(3600)              # right from the start, never synced: a laptop
+rtc[0] = EPOCH_2000 + 5                   # a power on: the clock is wrong
+first = Clock(2, "clock", now=lambda: rtc[0], ntp=ntp)
+wrong = first.sync_due(3600)
+rtc[0] = 1800000000
+first.sync()
+rtc[0] += 600                             # a reboot 10 minutes later
+soon = Clock(3, "clock", now=lambda: rtc[0], ntp=ntp).sync_due(3600)
+rtc[0] += 3600                            # an hour later
+late = Clock(4, "clock", now=lambda: rtc[0], ntp=ntp).sync_due(3600)
+rtc[0] = 1800000000 - 60                  # behind the last answer: wrong
+behind = Clock(5, "clock", now=lambda: rtc[0], ntp=ntp).sync_due(3600)
+print(json.dumps([never, wrong, soon, late, behind, len(asked)]))
+""")
+    assert result == [False, True, False, True, True, 1]
+
+
+@with_passwords
+def test_after_a_reset_a_board_whose_rtc_was_set_times_its_readings_without_ntp(micropython, fresh_mosquitto,
+                                                                                 tmp_path):
+    from tests.firmware.test_app_sensors import run_kit
+    from tests.firmware.test_app_sensors import write_config as write_kit_config
+    server = TimeServer()
+    sub = Subscriber(fresh_mosquitto)
+    try:
+        config = write_kit_config(tmp_path, fresh_mosquitto.port, cycles=2, interval=0.05, drain_seconds=5,
+                                  ntp_host="127.0.0.1", ntp_port=server.port)
+        # An ESP32 at power on: its RTC reads 2000-01-01 (a Saturday).
+        first = run_kit(micropython, config, kit="damp", rtc=[2000, 1, 1, 5, 0, 0, 0, 0])
+        assert server.asked == 1
+    finally:
+        server.close()
+    assert first["rtc_set"] == [rtc_tuple(NOW)] == [[2027, 1, 15, 4, 8, 0, 0, 0]]  # a Friday, in UTC
+    assert first["left"] == 0
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:
+        silent.bind(("127.0.0.1", 0))  # a time server that would never answer, and notes being asked
+        silent.setblocking(False)
+        config = write_kit_config(tmp_path, fresh_mosquitto.port, cycles=2, interval=0.05, drain_seconds=5,
+                                  ntp_host="127.0.0.1", ntp_port=silent.getsockname()[1])
+        # A soft reset 30 s later: the RTC kept running.
+        second = run_kit(micropython, config, kit="damp", rtc=rtc_tuple(NOW + 30))
+        with pytest.raises(BlockingIOError):
+            silent.recv(48)
+    readings = [r for recs, _ in sub.wait_for_records(4) for r in recs]
+    sub.stop()
+    assert second["log"] == [] and second["rtc_set"] == [] and second["left"] == 0
+    assert [r["seq"] for r in readings] == [0, 1, 2, 3]
+    assert all(NOW - 2 <= r["t"] <= NOW + 2 for r in readings[:2]), readings
+    assert [r["t"] for r in readings[-2:]] == [NOW + 30, NOW + 30], readings
+    # Timed from the start: no reading of the second start waited for the time.
+    up = [p for t, p, _ in sub.messages if t.endswith("/up")]
+    assert [p for p in up if b"null" in p or b'"boot"' in p] == []
