@@ -199,7 +199,7 @@ def deploy_to_board(
 
 def deploy_board(port: str, files: list[BoardFile], libraries: list[Library], report: Report) -> tuple[int, int]:
     """Copy to the board at `port` the files it lacks or has otherwise, as .py: (files it needs, files copied).
-    BoardError on a failure. (The workshop run's deploy; cli/provision.py looks for /app.py on the board.)"""
+    BoardError on a failure."""
     done = deploy_to_board(port, files, libraries, report, compile_=False)
     return done.total, done.copied
 

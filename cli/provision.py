@@ -40,12 +40,14 @@ def _state():
                 return f.read()
         except OSError:
             return None
-    firmware = True
-    try:
-        os.stat('/main.py')
-        os.stat('/app.py')
-    except OSError:
-        firmware = False
+    def exists(path):
+        try:
+            os.stat(path)
+            return True
+        except OSError:
+            return False
+    # deploy compiles the modules to .mpy, or copies them as .py (--source, or a board of another mpy version)
+    firmware = exists('/main.py') and (exists('/app.mpy') or exists('/app.py'))
     u = os.uname()
     print(repr({'config': text('/config.json'), 'machine': u.machine, 'platform': sys.platform,
                 'version': '.'.join(str(n) for n in sys.implementation.version[:3]), 'firmware': firmware}))
