@@ -17,7 +17,7 @@ runner = CliRunner()
 
 @pytest.fixture
 def board(simulated_board):
-    deploy(port=simulated_board.port, firmware_folder=FIRMWARE, bundle=BUNDLE)
+    deploy(port=simulated_board.port, firmware_folder=FIRMWARE, bundle=BUNDLE, source=False)  # compiled, as by default
     return simulated_board
 
 

@@ -31,7 +31,7 @@ FIRST_READING = "✓ first reading: 19.0 °C, 55 % RH\n"
 @pytest.fixture
 def board(simulated_board):
     """The simulated board with the toolkit's firmware on it, deployed as `sensing device deploy` does."""
-    deploy(port=simulated_board.port, firmware_folder=FIRMWARE, bundle=BUNDLE)
+    deploy(port=simulated_board.port, firmware_folder=FIRMWARE, bundle=BUNDLE, source=False)  # compiled, as by default
     return simulated_board
 
 
