@@ -10,6 +10,7 @@ it without asking). The board must hold the firmware already (`sensing device de
 import ast
 import contextlib
 import json
+import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -194,7 +195,9 @@ def wait_for_first_reading(lines: Lines, find: Callable[[], dict | None], wifi_s
 
 def register(hub: str, key: str, answers: Answers, board: str, consent_version: str) -> dict:
     with step("Registering the device with the hub"):
-        reg = call(hub, "POST", "/api/v1/devices", key=key, json=answers.registration(board, consent_version))
+        # One Idempotency-Key per run: a repeat of this registration would find the same device.
+        reg = call(hub, "POST", "/api/v1/devices", key=key, json=answers.registration(board, consent_version),
+                   headers={"Idempotency-Key": str(uuid.uuid4())})  # fmt: skip
     device = reg["device"]
     console.print(
         f"✓ Registered {device['public_id']}: sharing {answers.sharing}, in {device['area']}.", highlight=False

@@ -13,6 +13,7 @@ import csv
 import hashlib
 import json
 import os
+import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -68,6 +69,9 @@ class PlannedDevice:
     hub: str | None = None
     agreement: dict[str, Any] | None = None
     history: list[dict[str, str]] = field(default_factory=list)
+    # The Idempotency-Key its registration is sent with, saved before it is first sent: a registration the hub
+    # made just before a crash, whose answer the plan never got, is found again with it, not made twice.
+    registration_key: str | None = None
 
     @property
     def key(self) -> tuple[str, str, str, str]:
@@ -82,6 +86,13 @@ class PlannedDevice:
             raise PlanError(f"row {self.row} ({self.name}) cannot be provisioned before it is registered")
         self.state = state
         self.history.append({"state": state, "at": utcnow().isoformat()})
+
+    def new_registration_key(self) -> bool:
+        """Give the device the key its registration is to be sent with, if it has none; whether it is new."""
+        if self.registration_key is not None:
+            return False
+        self.registration_key = str(uuid.uuid4())
+        return True
 
     def record_registration(self, hub: str, registration: dict[str, Any]) -> None:
         """Keep what the hub answered to a registration: the one chance to see the secret and owner token."""
@@ -107,9 +118,13 @@ class Plan:
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / PLAN_FILE
         temporary = path.with_name(PLAN_FILE + ".new")
+        data = asdict(self)
+        for device in data["devices"]:
+            if device["registration_key"] is None:  # written from when it is made, just before it is first sent
+                del device["registration_key"]
         descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(descriptor, "w", encoding="utf-8") as file:
-            json.dump(asdict(self), file, indent=2, ensure_ascii=False)
+            json.dump(data, file, indent=2, ensure_ascii=False)
             file.write("\n")
             file.flush()
             os.fsync(file.fileno())

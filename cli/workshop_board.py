@@ -150,7 +150,8 @@ def _set_up(board: BoardRun, workshop: Workshop) -> None:
     if device.device_id is None:
         board.enter("registering")
         body = answers.registration(device.board, workshop.info["consent_version"])
-        registration = hub_request(workshop.hub, "POST", "/api/v1/devices", key=workshop.key, json=body)
+        registration = hub_request(workshop.hub, "POST", "/api/v1/devices", key=workshop.key, json=body,
+                                   headers={"Idempotency-Key": registration_key(keeper, device)})  # fmt: skip
         keeper.registered(device, workshop.hub, registration)  # saved before the board hears of it
         workshop.say(board, f"registered {device.device_id}: sharing {answers.sharing}, in {answers.area}")
     else:
@@ -158,6 +159,16 @@ def _set_up(board: BoardRun, workshop: Workshop) -> None:
     workshop.check()
     provision(board, workshop, state, answers)
     keeper.advance(device, "provisioned")
+
+
+def registration_key(keeper: PlanKeeper, device: PlannedDevice) -> str:
+    """The key the device's registration is sent with, in the plan on disk before the hub first hears it: a run
+    that crashed between the hub's answer and the plan's save sends it again, and the hub answers with the same
+    device (and a new secret, the first one never having reached anyone) instead of registering a second."""
+    with keeper.lock:
+        if device.new_registration_key():
+            keeper.plan.save(keeper.folder)
+        return device.registration_key
 
 
 def look(port: str) -> tuple[dict | None, str | None]:

@@ -1,8 +1,10 @@
 """Devices: registration with consent, the views of them that each audience may see, erasure."""
 
+import json
 from dataclasses import dataclass
 
 from sqlalchemy import delete
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, func, select
 
 from hub import consent
@@ -26,18 +28,39 @@ class DeviceNotFound(LookupError):
         super().__init__(f"there is no device '{public_id}'")
 
 
+class RegistrationConflict(ValueError):
+    """An Idempotency-Key used before, for a registration that cannot be repeated as asked; one sentence."""
+
+
 @dataclass
 class Registration:
     device: Device
     agreement: Agreement
     device_secret: str
     owner_token: str
+    repeated: bool = False  # a repeat of an earlier registration: the secrets are new, the earlier ones void
 
 
 def register(
-    session: Session, data: DeviceCreate, agreement: AgreementCreate, registered_by: str, simulated: bool = False
+    session: Session,
+    data: DeviceCreate,
+    agreement: AgreementCreate,
+    registered_by: str,
+    simulated: bool = False,
+    idempotency_key: str | None = None,
 ) -> Registration:
-    """Register a device together with the consent agreement its owner gave. Secrets are returned once."""
+    """Register a device together with the consent agreement its owner gave. Secrets are returned once.
+
+    With an `idempotency_key` the same key holder used before for the same request, nothing new is registered:
+    the earlier device is given a new secret and owner token instead (see `repeat`).
+    """
+    key_hash = body_sha256 = None
+    if idempotency_key is not None:
+        key_hash = token_hash(idempotency_key)
+        body_sha256 = request_sha256(data, agreement, simulated)
+        earlier = registered_with(session, registered_by, key_hash)
+        if earlier is not None:
+            return repeat(session, earlier, body_sha256)
     secret, owner_token = new_token("dev"), new_token("own")
     device = Device(
         **data.model_dump(),
@@ -47,14 +70,73 @@ def register(
         owner_token_hash=token_hash(owner_token),
         registered_by=registered_by,
         simulated=simulated,
+        registration_key_hash=key_hash,
+        registration_body_sha256=body_sha256,
     )
     session.add(device)
-    session.flush()
+    try:
+        session.flush()
+    except IntegrityError:
+        # The same key sent twice at once: the other request registered the device first.
+        session.rollback()
+        earlier = registered_with(session, registered_by, key_hash) if key_hash else None
+        if earlier is None:
+            raise
+        return repeat(session, earlier, body_sha256)  # type: ignore[arg-type]
     given = consent.give_agreement(session, device, agreement)
     session.commit()
     session.refresh(device)
     session.refresh(given)
     return Registration(device, given, secret, owner_token)
+
+
+def request_sha256(data: DeviceCreate, agreement: AgreementCreate, simulated: bool) -> str:
+    """What a registration asked for, as one digest: a repeat must ask for exactly the same."""
+    asked = {"device": data.model_dump(mode="json"), "agreement": agreement.model_dump(mode="json"),
+             "simulated": simulated}  # fmt: skip
+    return token_hash(json.dumps(asked, sort_keys=True, separators=(",", ":")))
+
+
+def registered_with(session: Session, registered_by: str, key_hash: str) -> Device | None:
+    query = select(Device).where(Device.registered_by == registered_by, Device.registration_key_hash == key_hash)
+    return session.exec(query).first()
+
+
+def repeat(session: Session, device: Device, body_sha256: str) -> Registration:
+    """The earlier registration again, with a new device secret and owner token replacing the first ones.
+
+    The hub keeps only hashes of the first ones, so it cannot show them again. A repeat means their answer never
+    reached the caller, so nobody holds them: replacing them is safe as long as the device has never been heard
+    from. A device that has sent anything keeps its secret, and the repeat is refused.
+    """
+    if device.registration_body_sha256 != body_sha256:
+        raise RegistrationConflict(
+            f"this Idempotency-Key was first sent to register {device.public_id} with other details: send the "
+            "same details as then to repeat that registration, or a new key to register another device"
+        )
+    if heard_from(session, device):
+        raise RegistrationConflict(
+            f"{device.public_id}, registered with this Idempotency-Key, has sent to the hub since, so its secret "
+            "is not replaced: use the device secret and owner token its registration gave"
+        )
+    secret, owner_token = new_token("dev"), new_token("own")
+    device.secret_hash = token_hash(secret)
+    device.mosquitto_hash = mosquitto_hash(secret)
+    device.owner_token_hash = token_hash(owner_token)
+    session.add(device)
+    session.commit()
+    session.refresh(device)
+    first = session.exec(select(Agreement).where(Agreement.device_id == device.id).order_by(col(Agreement.id))).first()
+    assert first is not None
+    return Registration(device, first, secret, owner_token, repeated=True)
+
+
+def heard_from(session: Session, device: Device) -> bool:
+    """Whether the device has sent anything (a reading, or input refused): its secret is in use."""
+    for table in (Reading, Rejection):
+        if session.exec(select(table.id).where(table.device_id == device.id).limit(1)).first() is not None:
+            return True
+    return False
 
 
 def get(session: Session, public_id: str) -> Device:

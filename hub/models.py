@@ -90,6 +90,10 @@ class DeviceBase(SQLModel):
 
 
 class Device(DeviceBase, table=True):
+    __table_args__ = (
+        # An Idempotency-Key names one registration per key holder: a repeat of it finds this device again.
+        UniqueConstraint("registered_by", "registration_key_hash", name="uq_device_registration_key"),
+    )
     id: int | None = Field(default=None, primary_key=True)
     public_id: str = Field(max_length=40, unique=True, index=True)
     latitude: float | None = Field(default=None, description="exact location: private")
@@ -102,6 +106,10 @@ class Device(DeviceBase, table=True):
     registered_by: str = Field(max_length=100)
     simulated: bool = False
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    # The SHA-256 of the Idempotency-Key the registration came with, and of the request it came with; empty for a
+    # device registered without one (or before the hub kept them).
+    registration_key_hash: str | None = Field(default=None, max_length=64)
+    registration_body_sha256: str | None = Field(default=None, max_length=64)
 
 
 class DeviceCreate(DeviceBase):

@@ -3,7 +3,7 @@
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, Request, Response, status
+from fastapi import APIRouter, Header, HTTPException, Query, Request, Response, status
 from pydantic import BaseModel, Field
 from sqlmodel import col, select
 
@@ -36,6 +36,13 @@ class DeviceRegistered(BaseModel):
     agreement: AgreementPublic
     device_secret: str = Field(description="the device's MQTT password and HTTP bearer token: shown only now")
     owner_token: str = Field(description="the resident's key to their own page and data: shown only now")
+    repeated: bool = Field(
+        default=False,
+        description=(
+            "true: a repeat of an earlier registration with the same Idempotency-Key (status 200), answered with the "
+            "same device and a NEW device secret and owner token: the ones the first answer gave no longer work"
+        ),
+    )
 
 
 class Withdrawal(BaseModel):
@@ -56,21 +63,50 @@ def consent_error(exc: consent.ConsentError) -> HTTPException:
     return HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc))
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=DeviceRegistered)
-def register_device(body: DeviceRegistration, who: StaffDep, session: SessionDep,
-                    settings: SettingsDep) -> DeviceRegistered:
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=DeviceRegistered,
+    responses={
+        200: {"description": "a repeat (same Idempotency-Key, same body): the same device, new secrets"},
+        409: {"description": "the Idempotency-Key was used for another body, or the device is in use"},
+    },
+)
+def register_device(
+    body: DeviceRegistration,
+    who: StaffDep,
+    session: SessionDep,
+    settings: SettingsDep,
+    response: Response,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            min_length=8,
+            max_length=200,
+            description="a new random value (a UUID) per device to register, kept before sending: a repeat with the "
+            "same key and body, after an answer that never arrived, registers nothing new",
+        ),
+    ] = None,
+) -> DeviceRegistered:
     """Register a device with the consent agreement its owner gave. Needs an operator or facilitator key."""
     try:
-        reg = devices.register(session, body.device, body.agreement, registered_by=who.name, simulated=body.simulated)
+        reg = devices.register(session, body.device, body.agreement, registered_by=who.name, simulated=body.simulated,
+                               idempotency_key=idempotency_key)  # fmt: skip
     except consent.ConsentError as exc:
         session.rollback()
         raise consent_error(exc) from exc
+    except devices.RegistrationConflict as exc:
+        session.rollback()
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
     rewrite_after_registration(settings, session.get_bind())  # type: ignore[arg-type]
+    if reg.repeated:
+        response.status_code = status.HTTP_200_OK
     return DeviceRegistered(
         device=devices.private_view(session, reg.device),
         agreement=devices.agreement_view(session, reg.agreement),
         device_secret=reg.device_secret,
         owner_token=reg.owner_token,
+        repeated=reg.repeated,
     )
 
 

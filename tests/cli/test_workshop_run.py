@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 
 from cli.device_deploy import FIRMWARE, firmware_files
 from cli.main import app
+from cli.workshop_plan import PlanKeeper
 from tests.boards.simulator import SimulatedBoard
 from tests.hub_process import SENSING, RunningHub
 
@@ -188,6 +189,34 @@ def test_a_run_killed_half_way_continues_and_registers_no_device_twice(boards, h
         (ports[1], "Jo (row 3)", "provisioned", FIRST_READING),
         (ports[2], "Kim (row 4)", "provisioned", FIRST_READING),
     ]) + ["✓ 3 of 3 planned devices provisioned."]  # fmt: skip
+
+
+def test_a_registration_whose_answer_never_reached_the_plan_is_found_again_not_made_twice(
+        boards, hub, facilitator_key, plan, answers, monkeypatch):  # fmt: skip
+    ports = [f"{board.port}={row}" for board, row in zip(boards, (2, 3, 4), strict=True)]
+    args = workshop_run(plan, hub, facilitator_key, answers, ports, "--parallel", "1")
+    keep, lost = PlanKeeper.registered, []
+
+    def crash_for_jo(keeper, device, hub_url, registration):
+        """The hub registered Jo's device, and the run dies before the plan keeps its answer."""
+        if device.row == 3:
+            lost.append(registration["device"]["public_id"])
+            raise RuntimeError("the laptop's battery ran out")
+        keep(keeper, device, hub_url, registration)
+
+    monkeypatch.setattr(PlanKeeper, "registered", crash_for_jo)
+    runner.invoke(app, args)
+    monkeypatch.undo()
+    before = planned(plan)
+    assert (before[3]["device_id"], before[3]["registration_key"] is not None, len(devices_at(hub))) == (None, True, 3)
+
+    again = runner.invoke(app, args)
+
+    assert (again.exit_code, again.stderr) == (0, "")
+    devices = planned(plan)
+    assert [devices[row]["state"] for row in (2, 3, 4)] == ["provisioned"] * 3
+    assert devices[3]["device_id"] == lost[0]
+    assert devices_at(hub) == sorted(devices[row]["device_id"] for row in (2, 3, 4))
 
 
 @pytest.fixture
