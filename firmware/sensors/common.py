@@ -92,6 +92,23 @@ def i2c_read(i2c, address, n, who):
     return buf
 
 
+def command_bytes(code):
+    """A Sensirion 16-bit command, most significant byte first."""
+    return bytes([code >> 8, code & 0xFF])
+
+
+def sensirion_answers(i2c, address, command, wait, n, who, sleep_ms):
+    """True when the chip at `address` answers `command` (bytes), `wait` ms later, with `n` bytes of words whose
+    CRCs are right: how the Sensirion chips are told apart on a bus."""
+    try:
+        i2c_write(i2c, address, command, who)
+        sleep_ms(wait)
+        sensirion_words(i2c_read(i2c, address, n, who), who)
+    except SensorError:
+        return False
+    return True
+
+
 def i2c_read_register(i2c, address, register, n, who):
     try:
         return i2c.readfrom_mem(address, register, n)
@@ -168,8 +185,7 @@ class I2CDriver(Driver):
         return i2c_read(self.i2c, self.address, n, self.NAME)
 
     def _command(self, code):
-        # Sensirion 16-bit command, most significant byte first.
-        self._write(bytes([code >> 8, code & 0xFF]))
+        self._write(command_bytes(code))
 
 
 def hundredths(x):

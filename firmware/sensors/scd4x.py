@@ -37,14 +37,12 @@ class SCD4x(common.I2CDriver):
     def identify(i2c, address, sleep_ms=common.wait_ms):
         """True when the chip at `address` stops measuring and answers its serial number with valid CRCs."""
         try:
-            common.i2c_write(i2c, address, bytes([STOP_PERIODIC >> 8, STOP_PERIODIC & 0xFF]), "scd4x")
-            sleep_ms(STOP_MS)
-            common.i2c_write(i2c, address, bytes([SERIAL_NUMBER >> 8, SERIAL_NUMBER & 0xFF]), "scd4x")
-            sleep_ms(COMMAND_MS)
-            common.sensirion_words(common.i2c_read(i2c, address, 9, "scd4x"), "scd4x")
+            common.i2c_write(i2c, address, common.command_bytes(STOP_PERIODIC), "scd4x")
         except common.SensorError:
             return False
-        return True
+        sleep_ms(STOP_MS)
+        return common.sensirion_answers(i2c, address, common.command_bytes(SERIAL_NUMBER), COMMAND_MS, 9, "scd4x",
+                                        sleep_ms)
 
     def start(self):
         self._command(STOP_PERIODIC)

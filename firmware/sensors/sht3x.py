@@ -21,13 +21,7 @@ class SHT3x(common.I2CDriver):
     @staticmethod
     def identify(i2c, address, sleep_ms=common.wait_ms):
         """True when the chip at `address` answers the SHT3x status-register command with a valid CRC."""
-        try:
-            common.i2c_write(i2c, address, bytes([READ_STATUS >> 8, READ_STATUS & 0xFF]), "sht3x")
-            sleep_ms(1)
-            common.sensirion_words(common.i2c_read(i2c, address, 3, "sht3x"), "sht3x")
-        except common.SensorError:
-            return False
-        return True
+        return common.sensirion_answers(i2c, address, common.command_bytes(READ_STATUS), 1, 3, "sht3x", sleep_ms)
 
     def read(self):
         self._command(MEASURE_HIGH)

@@ -22,13 +22,7 @@ class SHT4x(common.I2CDriver):
     @staticmethod
     def identify(i2c, address, sleep_ms=common.wait_ms):
         """True when the chip at `address` answers the SHT4x serial-number command with valid CRCs."""
-        try:
-            common.i2c_write(i2c, address, bytes([READ_SERIAL]), "sht4x")
-            sleep_ms(1)
-            common.sensirion_words(common.i2c_read(i2c, address, 6, "sht4x"), "sht4x")
-        except common.SensorError:
-            return False
-        return True
+        return common.sensirion_answers(i2c, address, bytes([READ_SERIAL]), 1, 6, "sht4x", sleep_ms)
 
     def read(self):
         self._write(bytes([MEASURE_HIGH]))
