@@ -112,7 +112,9 @@ def device_of(topic: str) -> str | None:
 
 @dataclass
 class Counters:
-    received: int = 0  # messages handed to us by the broker
+    """What the worker thread did; how many messages arrived is counted apart (`MqttIngest._received`), by the
+    network thread alone and without a lock, because it is counted once per message."""
+
     committed: int = 0  # messages whose readings and rejections are committed (and so acknowledged)
     stored: int = 0  # readings newly stored
     duplicates: int = 0  # readings already held (a redelivered message)
@@ -220,7 +222,7 @@ class MqttIngest:
 
     def counts(self) -> dict[str, int]:
         with self._lock:
-            return asdict(self._counters) | {"received": self._received}
+            return {"received": self._received} | asdict(self._counters)
 
     def _count(self, **deltas: int) -> None:
         with self._lock:
@@ -262,7 +264,7 @@ class MqttIngest:
     def _on_message(self, _client, _userdata, msg: mqtt.MQTTMessage) -> None:
         message = Message(Transport.mqtt, device_of(msg.topic), bytes(msg.payload), utcnow())
         self._queue.put(_Delivery(msg.mid, msg.qos, message))
-        self._received += 1  # only this thread writes it: no lock on the hot path
+        self._received += 1
         if self._quiet:
             self._quiet = False
             log.info("messages are arriving from %s", self.broker_url)
