@@ -4,7 +4,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, field_validator, model_validator
+from pydantic import AliasChoices, Field, PrivateAttr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATA_DIR = Path("data")
@@ -16,6 +16,8 @@ class UnsafeSettings(ValueError):
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SENSING_", env_file=".env", extra="ignore")
+
+    _generated_key: str | None = PrivateAttr(default=None)  # the development key, once read or made
 
     environment: Literal["development", "production", "test"] = "development"
     data_dir: Path = DEFAULT_DATA_DIR
@@ -125,9 +127,15 @@ class Settings(BaseSettings):
         return f"sqlite:///{(self.data_dir / 'hub.db').resolve()}"
 
     def resolved_operator_key(self) -> str:
-        """The operator key; in development, generate one into the data directory on first use."""
+        """The operator key; in development, generate one into the data directory on first use. Read from disk
+        once: every authenticated request asks for it."""
         if self.operator_key:
             return self.operator_key
+        if self._generated_key is None:
+            self._generated_key = self._development_key()
+        return self._generated_key
+
+    def _development_key(self) -> str:
         import secrets
 
         path = self.data_dir / "operator-key"
