@@ -1,11 +1,12 @@
 """Consent: versioned texts, agreements (immutable once given), and the agreement in force."""
 
 import hashlib
+from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy import event, inspect
-from sqlmodel import Session, col, select
+from sqlalchemy import Subquery, event, inspect
+from sqlmodel import Session, col, func, select
 
 from hub.models import Agreement, AgreementCreate, AgreementStatus, ConsentText, Device, LocationRelease
 from hub.timeutil import utcnow
@@ -77,14 +78,29 @@ def give_agreement(session: Session, device: Device, data: AgreementCreate) -> A
     return agreement
 
 
+def newest_agreements() -> Subquery:
+    """(device_id, agreement_id) of each device's newest agreement: the one in force, unless withdrawn."""
+    return (
+        select(Agreement.device_id, func.max(Agreement.id).label("agreement_id"))  # type: ignore[arg-type]
+        .group_by(Agreement.device_id)
+        .subquery()
+    )
+
+
+def agreements_in_force(session: Session, device_ids: Iterable[int]) -> dict[int, Agreement]:
+    """device id -> the agreement in force, for those of `device_ids` that have one. One query."""
+    newest = newest_agreements()
+    query = (
+        select(Agreement)
+        .join(newest, col(Agreement.id) == newest.c.agreement_id)
+        .where(col(Agreement.device_id).in_(list(device_ids)), Agreement.status == AgreementStatus.active)
+    )
+    return {agreement.device_id: agreement for agreement in session.exec(query)}
+
+
 def agreement_in_force(session: Session, device_id: int) -> Agreement | None:
     """The newest agreement of the device, if it has not been withdrawn."""
-    newest = session.exec(
-        select(Agreement).where(Agreement.device_id == device_id).order_by(col(Agreement.id).desc())
-    ).first()
-    if newest is None or newest.status != AgreementStatus.active:
-        return None
-    return newest
+    return agreements_in_force(session, [device_id]).get(device_id)
 
 
 def withdraw(session: Session, device_id: int, when: datetime | None = None) -> int:

@@ -151,7 +151,10 @@ def by_secret(session: Session, secret: str) -> Device | None:
 
 
 def public_view(session: Session, device: Device) -> DevicePublic:
-    agreement = consent.agreement_in_force(session, device.id)  # type: ignore[arg-type]
+    return _public(device, consent.agreement_in_force(session, device.id))  # type: ignore[arg-type]
+
+
+def _public(device: Device, agreement: Agreement | None) -> DevicePublic:
     return DevicePublic(
         **device.model_dump(include=set(DevicePublic.model_fields)),
         sharing=agreement.sharing if agreement else None,
@@ -177,7 +180,9 @@ def list_public(
         query = query.where(Device.area == area)
     if kind:
         query = query.where(Device.kind == kind)
-    return [public_view(session, d) for d in session.exec(query.offset(offset).limit(limit))]
+    listed = list(session.exec(query.offset(offset).limit(limit)))
+    in_force = consent.agreements_in_force(session, [d.id for d in listed])  # type: ignore[misc]
+    return [_public(d, in_force.get(d.id)) for d in listed]  # type: ignore[arg-type]
 
 
 def agreement_view(session: Session, agreement: Agreement) -> AgreementPublic:

@@ -7,9 +7,10 @@ Rows go in with batched Core inserts (one statement for many rows): an ORM objec
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Table, func, select
+from sqlalchemy import Connection, Engine, Table, select
 from sqlalchemy.orm import aliased
 
+from hub.consent import newest_agreements
 from hub.ingest.pipeline import Batch, Message, Stamp, process
 from hub.models import Agreement, AgreementStatus, Device, Reading, Rejection
 from hub.settings import Settings
@@ -23,11 +24,7 @@ def lookup(conn: Connection, public_ids: Iterable[str]) -> dict[str, Stamp]:
     wanted = sorted({p for p in public_ids if p is not None})
     if not wanted:
         return {}
-    newest = (
-        select(Agreement.device_id, func.max(Agreement.id).label("agreement_id"))  # type: ignore[arg-type]
-        .group_by(Agreement.device_id)
-        .subquery()
-    )
+    newest = newest_agreements()
     agreement = aliased(Agreement)
     query = (
         select(Device.id, Device.public_id, agreement.id, agreement.status)  # type: ignore[call-overload]

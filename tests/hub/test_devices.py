@@ -147,3 +147,21 @@ def test_a_device_registered_as_simulated_says_so_publicly(client, operator, reg
     listed = {d["public_id"]: d["simulated"] for d in client.get("/api/v1/devices").json()}
     assert listed == {real: False, simulated: True}
     assert client.get(f"/api/v1/devices/{simulated}").json()["simulated"] is True
+
+
+def test_the_list_shows_each_devices_agreement_in_force(client, register):
+    first, second, third = register(sharing="private"), register(sharing="community"), register(sharing="open")
+    owner = {"Authorization": f"Bearer {first['owner_token']}"}
+    body = device_body(sharing="open")["agreement"]
+    assert client.post(f"/api/v1/devices/{first['device']['public_id']}/agreements", json=body,
+                       headers=owner).status_code == 201  # fmt: skip
+    third_owner = {"Authorization": f"Bearer {third['owner_token']}"}
+    withdrawn = client.post(f"/api/v1/devices/{third['device']['public_id']}/withdraw", headers=third_owner)
+    assert withdrawn.status_code == 200
+
+    listed = {d["public_id"]: (d["sharing"], d["consent_active"]) for d in client.get("/api/v1/devices").json()}
+    assert listed == {
+        first["device"]["public_id"]: ("open", True),
+        second["device"]["public_id"]: ("community", True),
+        third["device"]["public_id"]: (None, False),
+    }
