@@ -19,14 +19,17 @@ MODEM_BAUD = {"wio_e5": 9600, "rak3172": 115200}
 
 class Hardware:
     """machine and onewire (None where the port lacks them), a millisecond sleep for the drivers' waits
-    (None: the drivers' own), the modems' clock (None: time's), and where the board map is."""
+    (None: the drivers' own), the modems' clock (None: time's), where the board map is, and the neopixel
+    module for an RGB status LED (None: the port's, imported only for a board map that names one)."""
 
-    def __init__(self, machine=None, onewire=None, sleep_ms=None, modem_clock=None, board_map=BOARD_MAP):
+    def __init__(self, machine=None, onewire=None, sleep_ms=None, modem_clock=None, board_map=BOARD_MAP,
+                 neopixel=None):
         self.machine = machine
         self.onewire = onewire
         self.sleep_ms = sleep_ms
         self.modem_clock = modem_clock
         self.board_map = board_map
+        self.neopixel = neopixel
 
     def has_buses(self):
         return self.machine is not None and hasattr(self.machine, "I2C")
@@ -128,12 +131,26 @@ def modem_uart(config, hardware, board_map):
 
 
 def led_pin(hardware, board_map):
-    """The status LED's pin as an output, or None (no map, an RGB LED, a port without pins)."""
+    """The status LED as status.Led drives it: its pin as an output (a plain LED), a pixel.Pixel (an RGB
+    LED, a WS2812), or None (no map, a port without pins or without the neopixel module)."""
     spec = (board_map or {}).get("led") or {}
+    kind = spec.get("kind")
     m = hardware.machine
-    if spec.get("kind") != "gpio" or m is None or not hasattr(m, "Pin"):
+    if kind not in ("gpio", "neopixel") or m is None or not hasattr(m, "Pin"):
         return None
     try:
-        return m.Pin(spec["pin"], m.Pin.OUT)
-    except (OSError, ValueError, TypeError):
+        pin = m.Pin(spec["pin"], m.Pin.OUT)
+        return pin if kind == "gpio" else _pixel(hardware, pin)
+    except (ImportError, OSError, ValueError, TypeError):
         return None
+
+
+def _pixel(hardware, pin):
+    try:
+        from .pixel import Pixel
+    except ImportError:  # copied flat onto a board
+        from pixel import Pixel
+    neopixel = hardware.neopixel
+    if neopixel is None:
+        import neopixel  # frozen into MicroPython's ESP32 builds
+    return Pixel(neopixel.NeoPixel(pin, 1))

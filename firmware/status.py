@@ -1,5 +1,6 @@
 # What the device says about itself: the retained status message and the status LED.
-# MicroPython common subset. The LED's pin is injected (machine.Pin on a board, a recorder in the tests).
+# MicroPython common subset. The LED's pin is injected (machine.Pin on a board, a recorder in the tests; for
+# an RGB LED, a pixel.Pixel, which lights each state in its own colour).
 #
 # The status, retained on sensing/v1/{device}/status, is one JSON object:
 #   {"dropped": 0, "faults": [{"sensor": "sht4x@0x44", "fault": "crc", "message": "..."}],
@@ -81,6 +82,9 @@ class Led:
         if pattern is self.pattern:
             return
         self.pattern = pattern
+        tint = getattr(self.board_pin, "tint", None)  # an RGB LED: the state's colour; a plain pin has none
+        if tint is not None:
+            tint(name)
         self.step = 0
         self.left_ms = pattern[0][1]
         self._set(pattern[0][0])
