@@ -22,19 +22,29 @@
 #
 # CayenneLPP (what many off-the-shelf LoRaWAN devices send): decode_cayenne maps its channels to
 # quantities with a channel map {channel: quantity name} that the device's registration supplies.
+#
+# The device's status: decode_status_json reads the JSON an MQTT device keeps retained on
+# `sensing/v1/{device}/status` (firmware/status.py); decode_status reads the status uplink of a LoRaWAN device
+# (its wire format and encoder are in lora_status.py) into the same shape. Both give a dict of
+#   state ("online", "offline", "asleep", "config_invalid"), and any of: message (one sentence),
+#   faults [{"sensor", "fault", "message"?}], dropped, untimed, buffered, boot, battery_voltage.
 
 import json
 import struct
 
 try:
-    from . import quantities
+    from . import lora_status, quantities
     from .encode import COMPACT_VERSION, CodecError, _compact_fields, _is_int, encode_compact, encode_json, record
+    from .lora_status import encode_status
 except ImportError:  # copied flat onto a board
+    import lora_status
     import quantities
     from encode import COMPACT_VERSION, CodecError, _compact_fields, _is_int, encode_compact, encode_json, record
+    from lora_status import encode_status
 
 __all__ = ("COMPACT_VERSION", "CAYENNE_TYPES", "CodecError", "check_record", "decode_cayenne", "decode_compact",
-           "decode_json", "encode_compact", "encode_json", "record", "validate")
+           "decode_json", "decode_status", "decode_status_json", "encode_compact", "encode_json", "encode_status",
+           "record", "validate")
 
 
 def _is_number(x):
@@ -225,3 +235,131 @@ def decode_cayenne(data, channels):
             n -= 1 << (8 * size)
         values[name] = _scaled(n, scale)
     return record(None, None, values), skipped
+
+
+# --- The device's status -------------------------------------------------------------------------------
+
+STATES = ("online", "offline", "asleep", "config_invalid")
+REFUSED_MESSAGE = "config refused: the device's log says why"  # all a status uplink can say of it
+MAX_STATUS_FAULTS = 32
+TEXT_LIMITS = {"message": 300, "sensor": 64, "fault": 32}
+COUNTS = ("dropped", "untimed", "buffered", "boot")
+
+
+def _text(value, what, limit):
+    if not isinstance(value, str):
+        return "'%s' must be text" % what
+    if len(value) > limit:
+        return "'%s' is longer than %d characters" % (what, limit)
+    return None
+
+
+def _check_fault(fault):
+    if not isinstance(fault, dict):
+        return "each fault must be an object with 'sensor' and 'fault'"
+    for key in fault:
+        if key not in ("sensor", "fault", "message"):
+            return "unexpected field '%s' in a fault (a fault has sensor, fault and message)" % key
+    for key in ("sensor", "fault"):
+        if not fault.get(key):
+            return "a fault needs a '%s'" % key
+    for key in fault:
+        why = _text(fault[key], key, TEXT_LIMITS[key])
+        if why is not None:
+            return why
+    return None
+
+
+def check_status(status):
+    """Return None if `status` has the shape of a device's status, else one sentence saying what is wrong."""
+    if not isinstance(status, dict):
+        return "a status must be a JSON object"
+    if status.get("state") not in STATES:
+        return "'state' must be one of %s" % ", ".join(STATES)
+    for key in status:
+        value = status[key]
+        if key == "state":
+            continue
+        if key == "message":
+            why = _text(value, key, TEXT_LIMITS[key])
+        elif key == "faults":
+            if not isinstance(value, list) or len(value) > MAX_STATUS_FAULTS:
+                return "'faults' must be a list of at most %d faults" % MAX_STATUS_FAULTS
+            why = None
+            for fault in value:
+                why = why or _check_fault(fault)
+        elif key in COUNTS:
+            why = None if _is_int(value) and value >= 0 else "'%s' must be a non-negative integer" % key
+        elif key == "battery_voltage":
+            why = quantities.check(key, value)
+        else:
+            why = "unexpected field '%s' in the status" % key
+        if why is not None:
+            return why
+    return None
+
+
+def decode_status_json(data):
+    """The status a device keeps retained on its MQTT status topic, as a dict. Raises CodecError, one
+    sentence, when it is not one."""
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        try:
+            data = bytes(data).decode()
+        except Exception:
+            raise CodecError("the status is not UTF-8 text")
+    try:
+        status = json.loads(data)
+    except Exception:
+        raise CodecError("the status is not valid JSON")
+    why = check_status(status)
+    if why is not None:
+        raise CodecError(why)
+    return status
+
+
+def _sensor_name(code, address):
+    chip = lora_status.STATUS_SENSORS[code]
+    if not address:
+        return chip
+    if chip == "ds18b20":  # the last byte of its 8-byte ROM
+        return "ds18b20@\u2026%02x" % address
+    return "%s@0x%02x" % (chip, address)
+
+
+def decode_status(data):
+    """The status uplink of a LoRaWAN device (lora_status.py) as the dict decode_status_json gives. Raises
+    CodecError, one sentence, when the bytes are not one."""
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise CodecError("a status uplink must be bytes")
+    data = bytes(data)
+    if len(data) < 6:
+        raise CodecError("the status uplink is truncated: %d bytes, a header alone is 6" % len(data))
+    version, flags, boot, buffered = struct.unpack(">BBHH", data[:6])
+    if version != lora_status.STATUS_VERSION:
+        raise CodecError("unknown status uplink version %d (this codec reads version %d)"
+                         % (version, lora_status.STATUS_VERSION))
+    if flags & 8:
+        raise CodecError("the status uplink sets flag bit 3, which this codec does not know")
+    count = flags >> 4
+    need = 6 + (4 if flags & lora_status.LOSSES else 0) + (1 if flags & lora_status.BATTERY else 0) + 2 * count
+    if len(data) != need:
+        raise CodecError("the status uplink has %d bytes, its flags need %d" % (len(data), need))
+    status = {"state": "online", "message": REFUSED_MESSAGE if flags & lora_status.REFUSED else "",
+              "boot": boot, "buffered": buffered, "dropped": 0, "untimed": 0, "faults": []}
+    pos = 6
+    if flags & lora_status.LOSSES:
+        status["dropped"], status["untimed"] = struct.unpack(">HH", data[6:10])
+        pos = 10
+    if flags & lora_status.BATTERY:
+        status["battery_voltage"] = data[pos] / lora_status.VOLT_STEPS
+        pos += 1
+    while pos < len(data):
+        code, kind = data[pos] >> 3, data[pos] & 7
+        if code >= len(lora_status.STATUS_SENSORS):
+            raise CodecError("the status uplink names unknown sensor code %d" % code)
+        if kind >= len(lora_status.STATUS_FAULTS):
+            raise CodecError("the status uplink names unknown fault code %d" % kind)
+        status["faults"].append({"sensor": _sensor_name(code, data[pos + 1]),
+                                 "fault": lora_status.STATUS_FAULTS[kind]})
+        pos += 2
+    return status

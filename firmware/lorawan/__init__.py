@@ -20,6 +20,8 @@ ModemError = modem.ModemError
 # The port our compact readings go out on; the hub reads this port as the compact form and any other as
 # CayenneLPP (hub setting SENSING_LORAWAN_COMPACT_PORT).
 COMPACT_PORT = 10
+# The port of the device's status (lora_status.py; hub setting SENSING_LORAWAN_STATUS_PORT).
+STATUS_PORT = 12
 
 # Modem kind -> (module, class). Imported only when asked for, so a board loads one driver.
 DRIVERS = {"wio_e5": ("wio_e5", "WioE5"), "rak3172": ("rak3172", "Rak3172")}

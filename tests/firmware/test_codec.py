@@ -30,9 +30,9 @@ def run_vectors(interpreter, path, mode):
 
 @pytest.fixture(scope="module")
 def flat_dir(tmp_path_factory):
-    # The files as they sit on a board: codec.py, encode.py and quantities.py side by side, no package.
+    # The files as they sit on a board: codec.py, encode.py, lora_status.py and quantities.py side by side.
     d = tmp_path_factory.mktemp("board")
-    for name in ("codec.py", "encode.py", "quantities.py"):
+    for name in ("codec.py", "encode.py", "lora_status.py", "quantities.py"):
         shutil.copy(REPO / "firmware" / name, d / name)
     return d
 
@@ -113,3 +113,30 @@ def test_compact_round_trips_every_quantity_at_both_ends():
         for value in (q["min"], q["max"]):
             rec = codec.decode_compact(codec.encode_compact(65535, {name: value}))
             assert rec == {"seq": 65535, "t": None, "v": {name: value}}, name
+
+
+def test_status_uplink_bytes_by_hand():
+    # A room sensor with a bad CRC, a wall sensor unplugged, two readings lost to a full buffer, a refused
+    # settings change and 3.7 V of battery, on the 7th start with 3 readings waiting.
+    faults = [{"sensor": "sht4x@0x44", "fault": "crc", "message": "…"},
+              {"sensor": "ds18b20@288f3c6a01000055", "fault": "absent", "message": "…"}]
+    data = codec.encode_status(faults, boot=7, buffered=3, dropped=2, untimed=0, refused=True, battery=3.7)
+    assert data == bytes([1, 2 << 4 | 0b011 | 0b100, 0, 7, 0, 3, 0, 2, 0, 0, 148,
+                          5 << 3 | 2, 0x44, 12 << 3 | 1, 0x55])
+    assert len(data) == 15  # a status with nothing wrong is 6 bytes
+
+
+def test_every_sensor_chip_and_fault_kind_has_a_status_code():
+    from firmware.lora_status import STATUS_FAULTS, STATUS_SENSORS
+    from firmware.sensors import common, registry
+
+    assert sorted(set(registry.CHIPS) - set(STATUS_SENSORS)) == []
+    kinds = {cls.kind for cls in vars(common).values() if isinstance(cls, type) and issubclass(cls, common.SensorError)}
+    assert sorted((kinds | {"unknown"}) - set(STATUS_FAULTS)) == []
+
+
+def test_a_full_status_uplink_fits_the_smallest_eu868_payload():
+    faults = [{"sensor": "ds18b20@288f3c6a01000055", "fault": "absent"}] * 40
+    data = codec.encode_status(faults, 65535, 65535, 65535, 65535, True, 6.0)
+    assert len(data) == 41 <= 51  # DR0 (SF12) carries 51 bytes
+    assert len(codec.decode_status(data)["faults"]) == 15

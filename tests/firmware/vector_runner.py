@@ -42,6 +42,14 @@ def run_case(codec, case):
         return {"compact": to_hex(codec.encode_compact(case["seq"], case["values"]))}
     if kind == "compact_decode":
         return {"record": codec.decode_compact(from_hex(case["compact"]))}
+    if kind == "status_encode":
+        return {"status": to_hex(codec.encode_status(case["faults"], case["boot"], case["buffered"],
+                                                     case.get("dropped", 0), case.get("untimed", 0),
+                                                     case.get("refused", False), case.get("battery")))}
+    if kind == "status_decode":
+        return {"status": codec.decode_status(from_hex(case["hex"]))}
+    if kind == "status_json_decode":
+        return {"status": codec.decode_status_json(from_hex(case["hex"]) if "hex" in case else case["json"])}
     if kind == "cayenne_decode":
         channels = {}
         for k in case["channels"]:
