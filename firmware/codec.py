@@ -248,15 +248,15 @@ COUNTS = ("dropped", "untimed", "buffered", "boot")
 
 def _text(value, what, limit):
     if not isinstance(value, str):
-        return "'%s' must be text" % what
+        return "'%s' in a status must be text" % what
     if len(value) > limit:
-        return "'%s' is longer than %d characters" % (what, limit)
+        return "'%s' in a status is longer than %d characters" % (what, limit)
     return None
 
 
 def _check_fault(fault):
     if not isinstance(fault, dict):
-        return "each fault must be an object with 'sensor' and 'fault'"
+        return "each fault in a status must be an object with 'sensor' and 'fault'"
     for key in fault:
         if key not in ("sensor", "fault", "message"):
             return "unexpected field '%s' in a fault (a fault has sensor, fault and message)" % key
@@ -275,7 +275,7 @@ def check_status(status):
     if not isinstance(status, dict):
         return "a status must be a JSON object"
     if status.get("state") not in STATES:
-        return "'state' must be one of %s" % ", ".join(STATES)
+        return "a status needs a 'state': %s" % ", ".join(STATES)
     for key in status:
         value = status[key]
         if key == "state":
@@ -284,12 +284,12 @@ def check_status(status):
             why = _text(value, key, TEXT_LIMITS[key])
         elif key == "faults":
             if not isinstance(value, list) or len(value) > MAX_STATUS_FAULTS:
-                return "'faults' must be a list of at most %d faults" % MAX_STATUS_FAULTS
+                return "'faults' in a status must be a list of at most %d faults" % MAX_STATUS_FAULTS
             why = None
             for fault in value:
                 why = why or _check_fault(fault)
         elif key in COUNTS:
-            why = None if _is_int(value) and value >= 0 else "'%s' must be a non-negative integer" % key
+            why = None if _is_int(value) and value >= 0 else "'%s' in a status must be a non-negative integer" % key
         elif key == "battery_voltage":
             why = quantities.check(key, value)
         else:

@@ -1,7 +1,8 @@
 """Who may log in to the MQTT broker, and what each may do: one set of rules for both brokers.
 
 A device logs in with its public id as user name and its secret as password. It may publish its readings and
-its status, and read its settings; the hub's ingest logs in as a user of its own and reads every device's uplink:
+its status, and read its settings; the hub's ingest logs in as a user of its own and reads every device's uplink
+and status:
 
     may("air-7kq2m9xp", "write", "sensing/v1/air-7kq2m9xp/up")      # True
     may("air-7kq2m9xp", "write", "sensing/v1/air-other/up")         # False
@@ -19,7 +20,7 @@ from typing import Literal
 
 from sqlalchemy import Engine, select
 
-from hub.ingest.mqtt import TOPIC as UPLINK_FILTER
+from hub.ingest.mqtt import STATUS_TOPIC, TOPIC
 from hub.models import Device
 from hub.security import token_hash
 
@@ -34,7 +35,7 @@ DEVICE_RULES: tuple[tuple[Access, str], ...] = (
     ("read", "sensing/v1/%u/config"),
 )
 # The hub's ingest user, in addition (`user` and `topic` lines).
-HUB_RULES: tuple[tuple[Access, str], ...] = (("read", UPLINK_FILTER),)
+HUB_RULES: tuple[tuple[Access, str], ...] = (("read", TOPIC), ("read", STATUS_TOPIC))
 
 LOGIN_CACHE_SECONDS = 60.0  # a device that reconnects within this is not looked up again
 

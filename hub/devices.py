@@ -17,6 +17,8 @@ from hub.models import (
     DeviceCreate,
     DevicePrivate,
     DevicePublic,
+    DeviceStatus,
+    DeviceStatusPublic,
     Reading,
     Rejection,
 )
@@ -132,9 +134,9 @@ def repeat(session: Session, device: Device, body_sha256: str) -> Registration:
 
 
 def heard_from(session: Session, device: Device) -> bool:
-    """Whether the device has sent anything (a reading, or input refused): its secret is in use."""
-    for table in (Reading, Rejection):
-        if session.exec(select(table.id).where(table.device_id == device.id).limit(1)).first() is not None:
+    """Whether the device has sent anything (a reading, a status, or input refused): its secret is in use."""
+    for column in (Reading.id, DeviceStatus.device_id, Rejection.id):
+        if session.exec(select(column).where(column.table.c.device_id == device.id).limit(1)).first() is not None:
             return True
     return False
 
@@ -169,7 +171,16 @@ def private_view(session: Session, device: Device) -> DevicePrivate:
         latitude=device.latitude,
         longitude=device.longitude,
         registered_by=device.registered_by,
+        status=status_view(session, device),
     )
+
+
+def status_view(session: Session, device: Device) -> DeviceStatusPublic | None:
+    """The device's last status, as it said it; None when none has arrived."""
+    held = session.get(DeviceStatus, device.id)
+    if held is None:
+        return None
+    return DeviceStatusPublic(**json.loads(held.status), received_at=held.received_at, transport=held.transport)
 
 
 def list_public(
@@ -197,9 +208,10 @@ def agreements(session: Session, device: Device) -> list[AgreementPublic]:
 
 
 def erase_readings(session: Session, device: Device) -> int:
-    """Delete every reading of the device (and the rejected input it sent). Returns how many readings."""
+    """Delete every reading of the device (and its status, and the rejected input it sent). Returns how many
+    readings."""
     count = session.exec(select(func.count()).select_from(Reading).where(Reading.device_id == device.id)).one()
-    session.exec(delete(Reading).where(col(Reading.device_id) == device.id))  # type: ignore[call-overload]
-    session.exec(delete(Rejection).where(col(Rejection.device_id) == device.id))  # type: ignore[call-overload]
+    for table in (Reading, DeviceStatus, Rejection):
+        session.exec(delete(table).where(col(table.device_id) == device.id))  # type: ignore[call-overload]
     session.commit()
     return int(count)

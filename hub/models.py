@@ -127,12 +127,46 @@ class DevicePublic(DeviceBase):
     simulated: bool = False
 
 
+class DeviceStatus(SQLModel, table=True):
+    """Each device's last status, as it said it: the retained MQTT status topic, or its LoRaWAN status uplink.
+    Personal to the device's owner (and the operator): never in open data."""
+
+    __tablename__ = "device_status"
+    device_id: int = Field(foreign_key="device.id", primary_key=True, sa_column_kwargs={"autoincrement": False})
+    # The status as codec.decode_status_json gives it, as JSON with its keys sorted, so a repeat compares equal.
+    status: str = Field(sa_column=Column(Text, nullable=False))
+    received_at: datetime = Field(sa_type=UTCDateTime, description="when it arrived (LoRaWAN: the network's time)")
+    transport: Transport = Field(sa_type=stored_as_text(Transport))
+
+
+class FaultPublic(SQLModel):
+    sensor: str = Field(description="e.g. sht4x@0x44; from a LoRaWAN status, ds18b20@…55 (the end of its ROM)")
+    fault: str = Field(description="absent, crc, stuck, not_ready, invalid, unknown or error (docs/sensors.md)")
+    message: str = Field(default="", description="one sentence (not sent over LoRaWAN)")
+
+
+class DeviceStatusPublic(SQLModel):
+    """A device's last status, for its owner and the operator. Fields the device did not send are null."""
+
+    state: str = Field(description="online, offline (a clean stop, or the broker's last will), asleep, config_invalid")
+    message: str = Field(default="", description="e.g. why the device refused a settings change")
+    faults: list[FaultPublic] = Field(default_factory=list, description="the sensors that failed in its last reading")
+    dropped: int | None = Field(default=None, description="readings lost because its buffer was full")
+    untimed: int | None = Field(default=None, description="readings not sent because their time was never known")
+    buffered: int | None = Field(default=None, description="readings waiting on the device (LoRaWAN)")
+    boot: int | None = Field(default=None, description="the device's start number, modulo 65536 (LoRaWAN)")
+    battery_voltage: float | None = Field(default=None, description="V, when the device measures it (LoRaWAN)")
+    received_at: datetime
+    transport: Transport
+
+
 class DevicePrivate(DevicePublic):
     """What the device's owner and the operator see."""
 
     latitude: float | None
     longitude: float | None
     registered_by: str
+    status: DeviceStatusPublic | None = Field(default=None, description="its last status; null: none arrived yet")
 
 
 # --- Consent --------------------------------------------------------------------------------------------

@@ -57,6 +57,7 @@ class Settings(BaseSettings):
     lorawan_ttn_secret: str = ""
     lorawan_chirpstack_secret: str = ""
     lorawan_compact_port: int = Field(default=10, ge=1, le=223)
+    lorawan_status_port: int = Field(default=12, ge=1, le=223)
     # CayenneLPP channel -> quantity, per hub device id; "*" is the map for devices not named.
     lorawan_cayenne_channels: dict[str, dict[int, str]] = Field(
         default_factory=lambda: {"*": {1: "temperature", 2: "humidity", 3: "pressure"}}
@@ -79,6 +80,8 @@ class Settings(BaseSettings):
     def _lorawan(self) -> "Settings":
         from firmware.quantities import QUANTITIES
 
+        if self.lorawan_status_port == self.lorawan_compact_port:
+            raise ValueError("SENSING_LORAWAN_STATUS_PORT must differ from SENSING_LORAWAN_COMPACT_PORT")
         for name in ("lorawan_ttn_secret", "lorawan_chirpstack_secret"):
             secret = getattr(self, name)
             if secret and len(secret.strip()) < 24:

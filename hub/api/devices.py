@@ -162,7 +162,7 @@ def withdraw_consent(device: ManagedDeviceDep, session: SessionDep) -> Withdrawa
 
 @router.delete("/{public_id}/readings", response_model=Erasure)
 def erase_readings(device: OwnedDeviceDep, session: SessionDep) -> Erasure:
-    """Erase every reading the device has sent."""
+    """Erase every reading the device has sent, its last status, and the input the hub refused from it."""
     return Erasure(erased=devices.erase_readings(session, device))
 
 

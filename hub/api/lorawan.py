@@ -7,8 +7,9 @@
 
 The network server is trusted to say which device sent what, so each integration has its own secret, set by
 the operator and pasted into the network server's console. The same pipeline as MQTT and HTTP ingest stores the
-readings with transport `lorawan`. A body the hub cannot use answers 4xx with what to fix, recorded as a
-rejection; an uplink with nothing to store (MAC commands only; ChirpStack's other events) answers 200 with a note.
+readings with transport `lorawan`, and an uplink on the status port as the device's last status. A body the hub
+cannot use answers 4xx with what to fix, recorded as a rejection; an uplink with nothing to store (MAC commands
+only; ChirpStack's other events) answers 200 with a note.
 """
 
 import hmac
@@ -102,6 +103,8 @@ def _ingest(engine: Engine, settings: Settings, network: str, body: bytes, too_b
         reason = (f"there is no device '{uplink.device}': name the end device in {network} with the hub's device "
                   f"id (e.g. air-7kq2m9xp), or register it with the hub first")
         raise _refuse(engine, claimed, reason, status.HTTP_404_NOT_FOUND)
+    if uplink.f_port == settings.lorawan_status_port:
+        return _status(engine, settings, uplink, claimed, stamp, received_at)
     try:
         decoded = lorawan.message(uplink, compact_port=settings.lorawan_compact_port,
                                   channels=settings.lorawan_cayenne_channels, last_seq=last_seq,
@@ -125,6 +128,22 @@ def _ingest(engine: Engine, settings: Settings, network: str, body: bytes, too_b
         device=uplink.device,
         seq=decoded.seq,
     )
+
+
+def _status(engine: Engine, settings: Settings, uplink: lorawan.Uplink, claimed: Message, stamp: Stamp,
+            received_at: Any) -> LorawanResult:
+    """Keep a status uplink as the device's last status."""
+    try:
+        message = lorawan.status_message(uplink, received_at)
+    except lorawan.UplinkError as exc:
+        raise _refuse(engine, claimed, exc.reason, status.HTTP_400_BAD_REQUEST, stamp) from None
+    outcome = ingest(engine, [message], settings)[0].outcomes[0]
+    if outcome.refusal == Refusal.unidentified:  # deleted between the two queries
+        raise HTTPException(status.HTTP_404_NOT_FOUND, outcome.reason)
+    if outcome.refusal is not None:
+        raise HTTPException(STATUS[outcome.refusal], outcome.reason)
+    return LorawanResult(accepted=0, duplicates=0, rejected=[], device=uplink.device,
+                         note="the device's status: kept as its last status")
 
 
 async def _receive(request: Request, network: str) -> LorawanResult:

@@ -12,7 +12,8 @@ Which hub device: the TTN end-device id (`end_device_ids.device_id`) or the Chir
 console shows the same name as the hub.
 
 Payload, by port: on the compact port (setting `lorawan_compact_port`, 10 by default, the firmware's) the codec's
-compact form; on any other port CayenneLPP, read through the device's channel map, or the default map (`*`).
+compact form; on the status port (`lorawan_status_port`, 12) the device's status (`status_message`), kept as its
+last status; on any other port CayenneLPP, read through the device's channel map, or the default map (`*`).
 
 Sequence numbers, so (device, seq) stays unique whatever the network's frame counter does (it restarts at 0 at
 every OTAA join):
@@ -192,6 +193,17 @@ def message(uplink: Uplink, *, compact_port: int, channels: dict[str, dict[int, 
         raise UplinkError(f"port {uplink.f_port}: no value to store ({'; '.join(skipped)})", device)
     body = codec.encode_json(codec.record(seq, t, record["v"]))
     return Decoded(Message(Transport.lorawan, device, body, received_at), seq, skipped)
+
+
+def status_message(uplink: Uplink, received_at: datetime) -> Message:
+    """The status uplink as the Message (the status as JSON) the pipeline keeps as the device's last status,
+    stamped with the network's receive time. Raises UplinkError."""
+    try:
+        status = codec.decode_status(uplink.payload)
+    except codec.CodecError as exc:
+        raise UplinkError(f"port {uplink.f_port}: {exc}", uplink.device) from None
+    return Message(Transport.lorawan, uplink.device, codec.encode_json(status), uplink.received_at or received_at,
+                   status=True)
 
 
 def payload_excerpt(uplink: Uplink) -> bytes:

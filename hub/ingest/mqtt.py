@@ -1,4 +1,4 @@
-"""MQTT ingest: subscribe to every device's uplink and store what arrives, losing nothing if the hub crashes.
+"""MQTT ingest: subscribe to every device's uplink and status, store what arrives, lose nothing if the hub crashes.
 
     ingest = MqttIngest(settings, engine, "mqtt://127.0.0.1:1883")   # or mqtts://host:8883 for TLS
     ingest.start(); ingest.wait_ready(10)
@@ -11,6 +11,10 @@ only once its readings are committed: a message the hub had not stored when it d
 back, and storing it twice is a no-op. paho's network thread only queues messages; one worker thread stores them
 in batches, retries (with backoff, keeping the batch and its acknowledgements) while the database is away, and
 acknowledges. paho reconnects by itself when the broker goes away and comes back.
+
+Readings arrive on `sensing/v1/+/up`, shared between the workers of a share group. Statuses, on the retained
+`sensing/v1/+/status`, are never shared: a shared subscription gets no retained messages, and every worker keeping
+each (rare) status costs little; the store keeps the last of each device (hub.ingest.store).
 
 A batch the database refuses the same way three times (a constraint, not a lost connection or a lock) is split
 into its messages; a message refused on its own is recorded as a rejection and acknowledged, so that one message
@@ -43,6 +47,7 @@ from hub.timeutil import utcnow
 log = logging.getLogger("hub.ingest")
 
 TOPIC = "sensing/v1/+/up"
+STATUS_TOPIC = "sensing/v1/+/status"
 KEEPALIVE = 30
 SESSION_EXPIRY = 7 * 24 * 3600  # seconds the broker keeps an absent worker's session and its messages (MQTT 5)
 RETRY_FIRST, RETRY_MOST = 0.1, 5.0  # seconds between attempts to store a batch while the database is away
@@ -99,15 +104,17 @@ def without_password(url: str) -> str:
     return parts._replace(netloc=f"{parts.username}:***@{parts.netloc.rsplit('@', 1)[1]}").geturl()
 
 
-def subscription(share_group: str) -> str:
-    """The topic filter to subscribe to: shared between the workers of a group, or plain."""
-    return f"$share/{share_group}/{TOPIC}" if share_group else TOPIC
+def subscription(share_group: str) -> list[str]:
+    """The topic filters to subscribe to: the uplinks shared between the workers of a group (or plain), and the
+    statuses."""
+    return [f"$share/{share_group}/{TOPIC}" if share_group else TOPIC, STATUS_TOPIC]
 
 
-def device_of(topic: str) -> str | None:
-    """The device id in `sensing/v1/{device}/up`."""
+def device_of(topic: str) -> tuple[str | None, bool]:
+    """The device id in `sensing/v1/{device}/up` or `.../status`, and whether it is the status."""
     parts = topic.split("/")
-    return parts[2] if len(parts) == 4 and parts[2] else None
+    device = parts[2] if len(parts) == 4 and parts[2] else None
+    return device, len(parts) == 4 and parts[3] == "status"
 
 
 @dataclass
@@ -149,7 +156,7 @@ class MqttIngest:
         if credentials is not None:  # (user, password) instead of any in the URL
             self.address = replace(self.address, username=credentials[0], password=credentials[1])
         self.client_id = client_id or settings.mqtt_client_id
-        self.topic = subscription(share_group)
+        self.topics = subscription(share_group)
         self.mqtt5 = mqtt5
         self.tls = tls_context(settings.broker_ca_file) if self.address.tls else None
         self.ready = threading.Event()  # subscribed on the current connection
@@ -239,13 +246,13 @@ class MqttIngest:
         self._quiet = True
         log.info("connected to %s as %s (session present: %s)", self.broker_url, self.client_id,
                  flags.session_present)
-        client.subscribe(self.topic, qos=1)
+        client.subscribe([(topic, 1) for topic in self.topics])
 
     def _on_subscribe(self, _client, _userdata, _mid, reason_codes, _properties) -> None:  # type: ignore[no-untyped-def]
         if any(code.is_failure for code in reason_codes):
-            log.error("the broker refused the subscription to %s: %s", self.topic, reason_codes)
+            log.error("the broker refused the subscription to %s: %s", " and ".join(self.topics), reason_codes)
             return
-        log.info("subscribed to %s", self.topic)
+        log.info("subscribed to %s", " and ".join(self.topics))
         self.ready.set()
 
     def _on_connect_fail(self, _client, _userdata) -> None:  # type: ignore[no-untyped-def]
@@ -262,7 +269,8 @@ class MqttIngest:
             log.warning("lost the broker at %s (%s): reconnecting", self.broker_url, reason_code)
 
     def _on_message(self, _client, _userdata, msg: mqtt.MQTTMessage) -> None:
-        message = Message(Transport.mqtt, device_of(msg.topic), bytes(msg.payload), utcnow())
+        device, status = device_of(msg.topic)
+        message = Message(Transport.mqtt, device, bytes(msg.payload), utcnow(), status=status, retained=msg.retain)
         self._queue.put(_Delivery(msg.mid, msg.qos, message))
         self._received += 1
         if self._quiet:

@@ -1,6 +1,6 @@
-"""The ingest pipeline, as pure functions: messages in, reading rows and rejection rows out.
+"""The ingest pipeline, as pure functions: messages in, reading, status and rejection rows out.
 
-Every transport (MQTT, HTTP, later LoRaWAN webhooks) turns what it received into `Message`s, looks up the devices
+Every transport (MQTT, HTTP, LoRaWAN webhooks) turns what it received into `Message`s, looks up the devices
 they claim to come from (one query per batch, see hub.ingest.store.lookup) and hands both to `process`. Nothing
 here touches the network or the database, so every rule about what is accepted is tested without either.
 """
@@ -31,12 +31,16 @@ class Refusal(StrEnum):
 
 @dataclass(frozen=True)
 class Message:
-    """One message as a transport received it. `device` is the public id it claims (topic, secret lookup)."""
+    """One message as a transport received it. `device` is the public id it claims (topic, secret lookup).
+    `status`: the device's status (firmware/status.py) rather than readings; `retained`: a status the broker kept
+    and hands over again at every subscription, rather than one the device has just sent."""
 
     transport: Transport
     device: str | None
     payload: bytes
     received_at: datetime
+    status: bool = False
+    retained: bool = False
 
 
 @dataclass(frozen=True)
@@ -65,6 +69,7 @@ class Outcome:
     reason: str = ""  # the sentence for a refusal
     readings: int = 0  # reading rows made (before the store drops ones it already holds)
     rejected: list[Rejected] = field(default_factory=list)
+    status: bool = False  # a status row made
 
 
 @dataclass
@@ -73,6 +78,7 @@ class Batch:
 
     readings: list[dict[str, Any]] = field(default_factory=list)
     rejections: list[dict[str, Any]] = field(default_factory=list)
+    statuses: list[dict[str, Any]] = field(default_factory=list)  # each device's last in hub.ingest.store
     outcomes: list[Outcome] = field(default_factory=list)
 
 
@@ -172,8 +178,11 @@ def process_one(message: Message, stamp: Stamp | None, max_message_bytes: int, m
         reason = oversize_reason(len(message.payload), max_message_bytes)
         return refuse(message, stamp, Refusal.oversize, reason, batch)
     if stamp.agreement_id is None:
-        reason = f"consent for device '{message.device}' has been withdrawn, so its readings are refused"
+        what = "status is" if message.status else "readings are"
+        reason = f"consent for device '{message.device}' has been withdrawn, so its {what} refused"
         return refuse(message, stamp, Refusal.no_consent, reason, batch)
+    if message.status:
+        return _status(message, stamp, batch)
     outcome = Outcome()
     try:
         _records(message, stamp, message.received_at, max_future_seconds, batch, outcome)
@@ -181,6 +190,23 @@ def process_one(message: Message, stamp: Stamp | None, max_message_bytes: int, m
         return refuse(message, stamp, Refusal.unreadable, str(exc), batch)
     batch.rejections.extend(rejection_row(message, stamp, r) for r in outcome.rejected)
     return outcome
+
+
+def _status(message: Message, stamp: Stamp, batch: Batch) -> Outcome:
+    try:
+        status = codec.decode_status_json(message.payload)
+    except codec.CodecError as exc:
+        return refuse(message, stamp, Refusal.unreadable, str(exc), batch)
+    batch.statuses.append(
+        {
+            "device_id": stamp.device_id,
+            "status": codec.encode_json(status).decode(),  # keys sorted: the same status, the same text
+            "received_at": message.received_at,
+            "transport": message.transport.value,
+            "retained": message.retained,
+        }
+    )
+    return Outcome(status=True)
 
 
 def process(

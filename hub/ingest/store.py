@@ -1,22 +1,26 @@
 """Ingest's database edge: look up a batch's devices in one query, store a batch in one transaction.
 
 Rows go in with batched Core inserts (one statement for many rows): an ORM object per row is ~20x slower.
-`ON CONFLICT DO NOTHING` on (device, seq, quantity) makes a redelivered record a no-op.
+`ON CONFLICT DO NOTHING` on (device, seq, quantity) makes a redelivered record a no-op. A device's status
+replaces the one held (`ON CONFLICT DO UPDATE`), unless that one arrived later.
 """
 
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import Connection, Engine, Table, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import aliased
 
 from hub.consent import newest_agreements
 from hub.ingest.pipeline import Batch, Message, Stamp, process
-from hub.models import Agreement, AgreementStatus, Device, Reading, Rejection
+from hub.models import Agreement, AgreementStatus, Device, DeviceStatus, Reading, Rejection
 from hub.settings import Settings
 
 READING: Table = Reading.__table__  # type: ignore[assignment]
 REJECTION: Table = Rejection.__table__  # type: ignore[assignment]
+DEVICE_STATUS: Table = DeviceStatus.__table__  # type: ignore[assignment]
+STATUS_COLUMNS = ("device_id", "status", "received_at", "transport")
 
 
 def lookup(conn: Connection, public_ids: Iterable[str]) -> dict[str, Stamp]:
@@ -70,14 +74,38 @@ def _insert_readings(conn: Connection, readings: list[dict[str, Any]]) -> int:
     return conn.exec_driver_sql(sql, rows).rowcount  # type: ignore[arg-type]
 
 
-def save(conn: Connection, batch: Batch) -> int:
-    """Insert the batch's readings (skipping ones already stored) and rejections. Returns readings stored.
+def _keep_statuses(conn: Connection, statuses: list[dict[str, Any]]) -> None:
+    """Make each status the device's last, unless the one held arrived later (ingest workers commit in any
+    order). A retained status the broker hands over again (at every subscription) that says what the one held
+    says is left out, so the time held stays the time the device said it."""
+    last = {row["device_id"]: row for row in statuses}  # in arrival order: the last of each device wins
+    replays = [device for device, row in last.items() if row["retained"]]
+    if replays:
+        held = dict(conn.execute(select(DEVICE_STATUS.c.device_id, DEVICE_STATUS.c.status)  # type: ignore[arg-type]
+                                 .where(DEVICE_STATUS.c.device_id.in_(replays))).all())
+        last = {device: row for device, row in last.items()
+                if not (row["retained"] and held.get(device) == row["status"])}
+    if not last:
+        return
+    insert = (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(DEVICE_STATUS)
+    upsert = insert.on_conflict_do_update(
+        index_elements=[DEVICE_STATUS.c.device_id],
+        set_={c: insert.excluded[c] for c in STATUS_COLUMNS[1:]},
+        where=DEVICE_STATUS.c.received_at <= insert.excluded.received_at,
+    )
+    conn.execute(upsert, [{c: row[c] for c in STATUS_COLUMNS} for row in last.values()])
 
-    Runs in the caller's transaction, so readings and rejections commit together or not at all.
+
+def save(conn: Connection, batch: Batch) -> int:
+    """Insert the batch's readings (skipping ones already stored), rejections and statuses. Returns readings stored.
+
+    Runs in the caller's transaction, so they commit together or not at all.
     """
     stored = _insert_readings(conn, batch.readings) if batch.readings else 0
     if batch.rejections:
         conn.execute(REJECTION.insert(), batch.rejections)
+    if batch.statuses:
+        _keep_statuses(conn, batch.statuses)
     return stored
 
 

@@ -11,6 +11,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -233,15 +234,16 @@ def test_a_device_receives_nothing_of_other_devices(guarded):
     listener = Listener(guarded.url, mine, ["sensing/v1/#", "sensing/v1/+/up", topic(their_id, "status")])
     try:
         publish(guarded.url, topic(their_id), [record(1, co2=410)], *creds(theirs))
-        publish(guarded.url, topic(their_id, "status"), [b"online"], *creds(theirs))
-        wait_until(lambda: guarded.ingest.counts()["committed"] == 1, "their reading committed")
+        publish(guarded.url, topic(their_id, "status"), [b'{"state": "online"}'], *creds(theirs))
+        wait_until(lambda: guarded.ingest.counts()["committed"] == 2, "their reading and status committed")
         listener.round_trip()
-        wait_until(lambda: guarded.ingest.counts()["committed"] == 2, "the listener's own reading committed")
+        wait_until(lambda: guarded.ingest.counts()["committed"] == 3, "the listener's own reading committed")
     finally:
         listener.close()
 
     assert listener.received == []
     assert guarded.readings(theirs) == [(1, "co2", 410.0)]
+    assert guarded.owned(theirs, "private")["status"]["state"] == "online"
 
 
 def vanish(url: str, reg: dict[str, Any], will_topic: str, will: bytes) -> mqtt.ReasonCode:
@@ -304,6 +306,7 @@ def test_broker_files_hold_every_device_and_the_hubs_user(guarded):
         "# The hub's ingest.\n"
         f"user {HUB_USER}\n"
         "topic read sensing/v1/+/up\n"
+        "topic read sensing/v1/+/status\n"
     )
 
 
@@ -329,3 +332,39 @@ def test_a_stranger_cannot_knock_the_ingest_off_the_embedded_broker(guarded):
     publish(guarded.url, topic(public_id), [record(1, co2=415)], public_id, secret)
     wait_until(lambda: guarded.ingest.counts()["committed"] == 1, "the message committed")
     assert ingest.counts()["connects"] == 1  # never knocked off, never reconnected
+
+
+def publish_retained(url: str, reg: dict[str, Any], payload: bytes) -> None:
+    """Publish the device's status as the firmware does: retained, QoS 1, and wait for the PUBACK."""
+    address = parse_broker_url(url)
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv311)
+    client.username_pw_set(*creds(reg))
+    client.connect(address.host, address.port)
+    client.loop_start()
+    try:
+        info = client.publish(topic(reg["device"]["public_id"], "status"), payload, qos=1, retain=True)
+        info.wait_for_publish(WAIT)
+        assert info.is_published()
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_the_hubs_ingest_keeps_each_devices_status_and_its_last_will(guarded):
+    # Mosquitto lets the ingest read the status topics only by the acl `sensing hub broker-files` writes.
+    reg = guarded.register()
+    fault = {"sensor": "sht4x@0x44", "fault": "crc", "message": "sht4x@0x44 sent word 0 with a bad CRC"}
+    said = {"dropped": 0, "faults": [fault], "message": "", "state": "online", "untimed": 0}
+
+    publish_retained(guarded.url, reg, json.dumps(said).encode())
+    wait_until(lambda: guarded.ingest.counts()["committed"] == 1, "the status committed")
+    kept = guarded.owned(reg, "private")["status"]
+    vanish(guarded.url, reg, topic(reg["device"]["public_id"], "status"), b'{"state": "offline"}')
+    wait_until(lambda: guarded.ingest.counts()["committed"] == 2, "the last will committed")
+    gone = guarded.owned(reg, "private")["status"]
+
+    kept_at = kept.pop("received_at")
+    assert kept == {**said, "buffered": None, "boot": None, "battery_voltage": None, "transport": "mqtt"}
+    assert (gone["state"], gone["faults"], gone["dropped"], gone["transport"]) == ("offline", [], None, "mqtt")
+    assert datetime.fromisoformat(gone["received_at"]) > datetime.fromisoformat(kept_at)

@@ -194,3 +194,45 @@ def test_the_embedded_broker_moves_to_the_next_free_port_when_its_port_is_taken(
     assert url == f"mqtt://127.0.0.1:{moved_to}"
     assert (f"port {port} on 127.0.0.1 is in use (another MQTT broker?): the embedded broker listens on {moved_to}"
             in caplog.messages)
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_bad_status_is_recorded_and_ingest_keeps_going(hub, operator):
+    reg = register(hub, operator)
+    url, ingest = services_of(hub).broker_url, services_of(hub).ingest
+    assert ingest is not None and url is not None
+    status_topic = topic(reg).replace("/up", "/status")
+
+    publish(url, status_topic, [b"online", b'{"state": "online", "faults": [{"fault": "crc"}]}'], *as_device(reg))
+    publish(url, topic(reg), [record(1, co2=415)], *as_device(reg))
+
+    wait_until(lambda: ingest.counts()["committed"] == 3, "three messages committed")
+    assert [r["reason"] for r in reversed(owner_get(hub, reg, "rejections"))] == [
+        "the status is not valid JSON", "a fault needs a 'sensor'"]
+    assert [(r["seq"], r["value"]) for r in owner_get(hub, reg, "readings")["readings"]] == [(1, 415.0)]
+    assert owner_get(hub, reg, "private")["status"] is None
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_new_subscriber_gets_the_retained_status_and_keeps_its_first_time(hub, operator):
+    from tests.hub.test_broker_access import publish_retained
+
+    reg = register(hub, operator)
+    services = services_of(hub)
+    assert services.ingest is not None and services.broker_url is not None
+    publish_retained(services.broker_url, reg, b'{"state": "asleep"}')
+    wait_until(lambda: owner_get(hub, reg, "private")["status"] is not None, "the status kept")
+    first = owner_get(hub, reg, "private")["status"]
+
+    # Another subscription (a worker starting, the hub restarting): the broker hands the status over again.
+    address, external = services.ingest.address, services.broker is None
+    again = MqttIngest(hub.app.state.settings, hub.app.state.engine, services.broker_url,
+                       client_id=f"test-again-{uuid.uuid4().hex[:8]}", mqtt5=external,
+                       credentials=(address.username, address.password or "") if address.username else None).start()
+    try:
+        # (amqtt hands it over twice, at QoS 0 and 1)
+        wait_until(lambda: again.counts()["committed"] >= 1, "the retained status handed over and committed")
+        wait_until(lambda: again.counts()["committed"] == again.counts()["received"], "every copy committed")
+    finally:
+        again.stop()
+    assert owner_get(hub, reg, "private")["status"] == first

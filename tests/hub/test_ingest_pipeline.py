@@ -102,3 +102,33 @@ def test_lookup_finds_every_device_of_a_batch_in_one_query(client, register, ope
         second["device"]["public_id"]: second["agreement"]["id"],
         gone: None,
     }
+
+
+def status(payload: bytes, device: str = "air-good", retained: bool = False):
+    return process([Message(Transport.mqtt, device, payload, NOW, status=True, retained=retained)], DEVICES,
+                   max_message_bytes=1000, max_future_seconds=300)
+
+
+def test_a_status_becomes_the_devices_status_row_with_its_keys_sorted():
+    batch = status(b'{"state": "online", "message": "", "faults": [{"sensor": "sht4x@0x44", "fault": "crc"}]}',
+                   retained=True)
+
+    assert batch.statuses == [{
+        "device_id": 7, "received_at": NOW, "transport": "mqtt", "retained": True,
+        "status": '{"faults": [{"fault": "crc", "sensor": "sht4x@0x44"}], "message": "", "state": "online"}'}]
+    assert (batch.readings, batch.rejections, batch.outcomes[0].status) == ([], [], True)
+
+
+def test_a_status_that_cannot_be_kept_is_refused_with_the_reason():
+    cases = [
+        (status(b"online"), Refusal.unreadable, "the status is not valid JSON"),
+        (status(b'{"state": "sleepy"}'), Refusal.unreadable,
+         "a status needs a 'state': online, offline, asleep, config_invalid"),
+        (status(b'{"state": "online"}', device="air-gone"), Refusal.no_consent,
+         "consent for device 'air-gone' has been withdrawn, so its status is refused"),
+        (status(b'{"state": "online"}', device="air-nobody"), Refusal.unidentified, "there is no device 'air-nobody'"),
+    ]
+    for batch, refusal, reason in cases:
+        assert (batch.outcomes[0].refusal, batch.outcomes[0].reason) == (refusal, reason)
+        assert batch.statuses == []
+        assert [(r["reason"], r["seq"], r["quantity"]) for r in batch.rejections] == [(reason, None, None)]

@@ -206,3 +206,54 @@ def test_a_body_that_is_not_json_says_to_choose_json(client):
 
     assert (response.status_code, response.json()["detail"]) == (
         400, "the body is not JSON: set the ChirpStack HTTP integration's format to JSON")
+
+
+def status_of(client: TestClient, reg) -> dict | None:
+    response = client.get(f"/api/v1/devices/{reg['device']['public_id']}/private",
+                          headers={"Authorization": f"Bearer {reg['owner_token']}"})
+    return response.json()["status"]
+
+
+def test_a_status_uplink_is_kept_as_the_devices_last_status_with_the_networks_time(client, register):
+    reg = register(transport="lorawan")
+    device = reg["device"]["public_id"]
+    data = codec.encode_status([{"sensor": "ds18b20@288f3c6a01000055", "fault": "absent"}], 12, 3, battery=3.7)
+
+    response = client.post("/api/v1/ingest/ttn", headers=TTN_AUTH,
+                           json=ttn_body(device, f_port=12, frm_payload=base64.b64encode(data).decode()))
+
+    assert response.json() == {"accepted": 0, "duplicates": 0, "rejected": [], "device": device, "seq": None,
+                               "note": "the device's status: kept as its last status"}
+    assert status_of(client, reg) == {
+        "state": "online", "message": "", "faults": [{"sensor": "ds18b20@…55", "fault": "absent", "message": ""}],
+        "dropped": 0, "untimed": 0, "buffered": 3, "boot": 12, "battery_voltage": 3.7,
+        "received_at": "2026-11-20T07:41:12.140000Z", "transport": "lorawan"}
+    assert device_readings(client, reg) == []
+
+
+def test_a_chirpstack_status_uplink_is_kept(client, register):
+    reg = register(transport="lorawan")
+    body = chirpstack_body(reg["device"]["public_id"])
+    body.update(fPort=12, data=base64.b64encode(codec.encode_status([], 1, 0, refused=True)).decode())
+
+    response = client.post("/api/v1/ingest/chirpstack?event=up", json=body, headers=CHIRPSTACK_AUTH)
+
+    assert response.status_code == 200, response.text
+    kept = status_of(client, reg)
+    assert (kept["message"], kept["boot"], kept["received_at"]) == (
+        "config refused: the device's log says why", 1, "2026-11-20T07:45:03.221000Z")
+
+
+def test_an_unreadable_status_uplink_is_refused_and_the_last_status_stays(client, register):
+    reg = register(transport="lorawan")
+    device = reg["device"]["public_id"]
+    good = base64.b64encode(codec.encode_status([], 1, 0)).decode()
+    client.post("/api/v1/ingest/ttn", json=ttn_body(device, f_port=12, frm_payload=good), headers=TTN_AUTH)
+
+    bad = base64.b64encode(bytes.fromhex("0200000100")).decode()
+    response = client.post("/api/v1/ingest/ttn", json=ttn_body(device, f_port=12, frm_payload=bad), headers=TTN_AUTH)
+
+    reason = "port 12: the status uplink is truncated: 5 bytes, a header alone is 6"
+    assert (response.status_code, response.json()["detail"]) == (400, reason)
+    assert rejections(client, reg) == [("lorawan", reason, "f_port 12 f_cnt 311: 02 00 00 01 00")]
+    assert status_of(client, reg)["boot"] == 1
