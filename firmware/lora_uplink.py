@@ -134,7 +134,10 @@ class LoraUplink:
                 return  # busy, duty cycle, no session: the readings' sends say what is wrong
             self.log("sensing: the status (%d bytes) does not fit this data rate; not sent" % len(payload))
         self.said, self.said_at = key, self.radio.clock.ticks_ms()
-        write_atomic(self.files, join(self.config["state_dir"], STATUS_FILE), key)
+        try:
+            write_atomic(self.files, join(self.config["state_dir"], STATUS_FILE), key)
+        except OSError:  # a full flash: the next start sends this status again, no worse
+            pass
         if downlink is not None:
             self.received(downlink)
 
