@@ -126,6 +126,7 @@ class Counters:
     stored: int = 0  # readings newly stored
     duplicates: int = 0  # readings already held (a redelivered message)
     rejected: int = 0  # rejection rows recorded
+    statuses: int = 0  # device statuses taken (one a device may leave out, as the store holds it already)
     db_errors: int = 0  # failed attempts to store a batch (each retried)
     connects: int = 0  # successful connections to the broker
 
@@ -328,7 +329,7 @@ class MqttIngest:
         for delivery in deliveries:
             self.client.ack(delivery.mid, delivery.qos)
         self._count(committed=len(deliveries), stored=stored, duplicates=len(batch.readings) - stored,
-                    rejected=len(batch.rejections))
+                    rejected=len(batch.rejections), statuses=len(batch.statuses))
 
     def _store(self, messages: list[Message], store: Callable[[], tuple[Batch, int]] | None = None
                ) -> tuple[Batch, int] | None:

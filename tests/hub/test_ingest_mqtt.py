@@ -207,6 +207,7 @@ def test_a_bad_status_is_recorded_and_ingest_keeps_going(hub, operator):
     publish(url, topic(reg), [record(1, co2=415)], *as_device(reg))
 
     wait_until(lambda: ingest.counts()["committed"] == 3, "three messages committed")
+    assert (ingest.counts()["rejected"], ingest.counts()["statuses"]) == (2, 0)
     assert [r["reason"] for r in reversed(owner_get(hub, reg, "rejections"))] == [
         "the status is not valid JSON", "a fault needs a 'sensor'"]
     assert [(r["seq"], r["value"]) for r in owner_get(hub, reg, "readings")["readings"]] == [(1, 415.0)]
