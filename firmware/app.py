@@ -13,8 +13,8 @@
 # send when the backoff allows, apply settings that arrived (config topic, downlink), report the status,
 # then wait (awake with the LED playing, light sleep, or deep sleep) for the next reading.
 
+import gc
 import json
-import sys
 import time
 
 try:
@@ -23,53 +23,28 @@ except ImportError:  # every board build has it; a stripped-down port might not
     random = None
 
 try:
-    from . import board, mqtt, power
-    from .buffer import SEGMENT, Buffer, Files, join
-    from .clock import Clock, board_rtc, next_boot, sntp
+    from . import mqtt, power
+    from .buffer import join, load, release
+    from .clock import Clock, next_boot
     from .encode import encode_json, record
-    from .seq import SeqCounter
     from .status import Led, Status, goodbye
 except ImportError:  # copied flat onto a board
-    import board
     import mqtt
     import power
-    from buffer import SEGMENT, Buffer, Files, join
-    from clock import Clock, board_rtc, next_boot, sntp
+    from buffer import join, load, release
+    from clock import Clock, next_boot
     from encode import encode_json, record
-    from seq import SeqCounter
     from status import Led, Status, goodbye
 
-__all__ = ("make_config", "load_config", "run")
+__all__ = ("make_config", "load_config", "run", "cycles")
 
-
-def settings_module():
-    """The settings module, config.py: its defaults and checks. Imported when needed (at start, and when a
-    change arrives) and let go afterwards with release(), so the loop runs without it in the heap."""
-    try:
-        from . import config
-    except ImportError:  # copied flat onto a board
-        import config
-    return config
-
-
-def release(module):
-    """Under MicroPython, forget an imported module, so the collector takes back its heap once nothing else
-    holds it; the next import loads it again. CPython keeps its modules (its tests hold on to them)."""
-    if sys.implementation.name != "micropython":
-        return
-    name = module.__name__
-    sys.modules.pop(name, None)
-    dot = name.rfind(".")
-    if dot > 0:  # the package holds its submodule too
-        try:
-            delattr(sys.modules[name[:dot]], name[dot + 1:])
-        except (KeyError, AttributeError):
-            pass
+# The settings module, config.py (its defaults and checks), is imported when needed (at start, and when a
+# change arrives) and let go afterwards with release(), so the loop runs without it in the heap.
 
 
 def make_config(given):
     """The defaults, overridden by `given`, checked. Raises ConfigError (a ValueError) with one sentence."""
-    checks = settings_module()
+    checks = load("config")
     config = checks.make_config(given)
     release(checks)  # not when it raised: the caller catches the ConfigError of this very module
     return config
@@ -78,7 +53,7 @@ def make_config(given):
 def load_config(path):
     """Read a JSON config file, fill in the defaults and check it. Raises ConfigError (a ValueError) with
     one sentence."""
-    checks = settings_module()
+    checks = load("config")
     config = checks.load(path)
     release(checks)
     return config
@@ -88,63 +63,62 @@ def topic(config, kind):
     return "sensing/v1/%s/%s" % (config["device_id"], kind)
 
 
-def message(records):
-    """One MQTT message: a record alone, or several as the codec's JSON list, given as chunks the MQTT client
-    sends one after another (joining them would need the whole message twice in the heap)."""
-    if len(records) == 1:
-        return records[0]
-    parts = [b"["]
-    for r in records:
-        if len(parts) > 1:
-            parts.append(b", ")
-        parts.append(r)
-    parts.append(b"]")
-    return parts
+def batch(buf, clock, most, budget, write=None, sent=0):
+    """One message of the buffered records, oldest first, read from flash one at a time (buf.scan), never
+    all in the heap. Without `write`: (records to send, the message's size, records dealt with, of which
+    dropped because their boot never got the time), at most `most` records and `budget` bytes (but always
+    one). With `write`, for the `most` records dealt with and `sent` to send: writes the message (one record,
+    or several as the codec's JSON list) through write(); returns its size.
 
-
-def timed(batch, clock):
-    """Give the untimed records of `batch` their time. Returns (records to send, how many of `batch` are
-    dealt with, how many of those were dropped because their boot never got the time)."""
-    out = []
-    untimed = 0
-    for i in range(len(batch)):
-        payload = batch[i]
-        at = payload.find(b'"t": null')
-        if at < 0:
-            out.append(payload)
-            continue
-        # Device.keep wrote it as {"seq": .., "t": null, "v": {..}, "boot": <n>, "ms": <n>} (encode_json's
-        # key order). The time goes in place of null and the place in the boot is cut off: the bytes
-        # encode_json gives the timed record, without decoding the record and encoding it again.
-        place = payload.rfind(b', "boot": ')
-        ms = payload.rfind(b', "ms": ')
-        boot = int(payload[place + 10:ms])
-        t = clock.time_of(boot, int(payload[ms + 8:-1]))
-        if t is None:
-            if boot == clock.boot:
-                return out, i, untimed  # this boot may still get the time: wait
-            untimed += 1
-            continue
-        out.append(payload[:at + 5] + b"%d" % t + payload[at + 9:place] + b"}")
-    return out, len(batch), untimed
-
-
-def adopt_queue(state, buf, files):
-    """Move readings from the queue file of earlier firmware into the buffer. A power cut part-way
-    adopts them again at the next start: the same seqs, which the hub keeps once."""
-    path = join(state, "queue.jsonl")
+    An untimed record was written by Device.keep as {"seq": .., "t": null, "v": {..}, "boot": <n>, "ms": <n>}
+    (encode_json's key order). It gets its time in place of null and loses its place in the boot: the bytes
+    encode_json gives the timed record, without decoding and encoding it again. A record of this boot that
+    has no time yet waits, and the records behind it with it."""
+    count = size = done = untimed = 0
+    records = buf.scan(most)
     try:
-        f = files.open(path, "rb")
-    except OSError:
-        return
-    try:
-        lines = f.read().split(b"\n")
+        for record in records:
+            data = buf.scratch
+            n = len(record)
+            at = data.find(b'"t": null', 0, n)
+            length = n
+            if at >= 0:
+                place = data.rfind(b', "boot": ', 0, n)
+                ms = data.rfind(b', "ms": ', 0, n)
+                boot = int(data[place + 10:ms])
+                t = clock.time_of(boot, int(data[ms + 8:n - 1]))
+                if t is None:
+                    if boot == clock.boot:
+                        break  # this boot may still get the time: wait
+                    done += 1
+                    untimed += 1
+                    continue
+                t = b"%d" % t
+                length = place - 4 + len(t) + 1
+            if write is None and count and size + length + 2 * count + 2 > budget:
+                break
+            if write is not None:
+                if sent > 1:
+                    write(b", " if count else b"[")
+                if at < 0:
+                    write(record)
+                else:
+                    write(record[:at + 5])
+                    write(t)
+                    write(record[at + 9:place])
+                    write(b"}")
+            count += 1
+            done += 1
+            size += length
     finally:
-        f.close()
-    for line in lines:
-        if line.strip():
-            buf.append(line.strip())
-    files.remove(path)
+        records.close()  # the file, when the loop stops early
+    if count > 1:
+        size += 2 * count  # the brackets and the separators of a list
+    if write is None:
+        return count, size, done, untimed
+    if sent > 1:
+        write(b"]")
+    return size
 
 
 class Uplink:
@@ -156,8 +130,10 @@ class Uplink:
         self.status = status
         self.client_factory = client_factory or mqtt.MQTTClient
         self.client = None
-        self.reported = None  # the status last published
+        self.reported = None  # what the status last published was made of (see report)
         self.inbox = []       # settings changes that arrived: dicts, or a ValueError for one we cannot read
+        self.up = topic(config, "up")
+        self.config_topic = topic(config, "config")
 
     def connect(self):
         c = self.config
@@ -169,10 +145,10 @@ class Uplink:
         client.connect()
         self.client = client
         self.report()
-        client.subscribe(topic(c, "config"), qos=1)  # the retained settings arrive right after
+        client.subscribe(self.config_topic, qos=1)  # the retained settings arrive right after
 
     def _on_message(self, name, payload):
-        if name != topic(self.config, "config"):
+        if name != self.config_topic:
             return
         try:
             changes = json.loads(payload)
@@ -181,33 +157,35 @@ class Uplink:
         self.inbox.append(changes)
 
     def report(self, status=None):
+        """Publish the status when it changed. What Status.encode() writes is compared first, so the
+        message is encoded only when it is sent."""
         if self.client is None:
             return
-        text = self.status.encode()
-        if text != self.reported:
-            self.client.publish(topic(self.config, "status"), text, qos=1, retain=True)
-            self.reported = text
+        s = self.status
+        buf = s.buf
+        made_of = (s.state, s.message, len(s.boot_faults), s.faults,
+                   s.dropped if buf is None else buf.dropped, s.untimed if buf is None else buf.untimed)
+        if made_of != self.reported:
+            self.client.publish(topic(self.config, "status"), s.encode(), qos=1, retain=True)
+            self.reported = made_of
 
     def send(self, buf, clock):
-        """Publish the buffered records, oldest first, a batch per message; a batch leaves the buffer only
-        after its PUBACK. Returns how many were dropped for want of a time."""
+        """Publish the oldest batch of buffered records, streamed from flash: it leaves the buffer only after
+        its PUBACK. The loop calls again, after a collection, while more wait (Device.send). Returns how
+        many were dropped for want of a time."""
         if self.client is None:
             self.connect()
         c = self.config
-        up = topic(c, "up")
-        lost = 0
-        while len(buf):
-            # A list costs 2 bytes of brackets and 2 of ", " per record on top of the records.
-            batch = buf.peek(c["batch"], c["batch_bytes"] - 2 - 2 * c["batch"])
-            records, done, untimed = timed(batch, clock)
-            if records:
-                self.client.publish(up, message(records), qos=1)
-            if not done:
-                break  # the oldest reading waits for the time
+        count, size, done, untimed = batch(buf, clock, c["batch"], c["batch_bytes"])
+        if count:
+            def write(out):
+                if batch(buf, clock, done, 0, out, count) != size:  # the same records gave another size
+                    raise OSError("a batch changed while it was sent")
+            self.client.publish(self.up, write, qos=1, size=size)
+        if done:  # none: the oldest reading waits for the time
             buf.ack(done, untimed)
-            lost += untimed
         self.report()
-        return lost
+        return untimed
 
     def settings(self):
         """The settings changes that arrived since the last call."""
@@ -239,75 +217,64 @@ def make_clock(config, state, files, now=None, rtc=None):
     ntp = None
     if config["ntp_host"]:
         def ntp():
-            return sntp(config["ntp_host"], config["ntp_port"], config["timeout"])
+            protocol = load("ntp")  # used every few hours: not kept in the heap in between
+            try:
+                return protocol.sntp(config["ntp_host"], config["ntp_port"], config["timeout"])
+            finally:
+                release(protocol)
     return Clock(next_boot(join(state, "boot"), files), join(state, "clock"), now=now, ntp=ntp, files=files,
                  rtc=rtc)
-
-
-def make_uplink(config, status, hardware, board_map, pw, log, client_factory=None):
-    if config["transport"] != "lorawan":
-        return Uplink(config, status, client_factory)
-    try:
-        from . import lorawan
-        from .lora_uplink import FedClock, LoraUplink
-    except ImportError:
-        import lorawan
-        from lora_uplink import FedClock, LoraUplink
-    clock = FedClock(hardware.modem_clock or lorawan.modem.Clock(), pw.feed)
-    radio = lorawan.make(config["lora_modem"], board.modem_uart(config, hardware, board_map), clock)
-    return LoraUplink(config, radio, log)
 
 
 def run(config, sensor=None, clock=None, sleep=time.sleep, log=print, client_factory=None, files=None,
         hardware=None, config_file=None, wdt=None):
     """Take config["cycles"] readings (forever when 0) every config["interval"] seconds and send them.
     `config_file` is where settings changes are kept. Returns how many readings are still in the buffer."""
-    state = config["state_dir"]
-    files = files or Files()
-    hardware = hardware or board.on_this_port()
-    status = Status()
-    board_map = {}
-    if hardware.has_buses():
-        try:
-            board_map = board.load_map(hardware, config["board"])
-        except ValueError as e:
-            status.boot_faults.append({"sensor": "board", "fault": "absent", "message": str(e)})
-    led = Led(board.led_pin(hardware, board_map), config["led"])
-    wdt = wdt or power.watchdog(hardware.machine, config["watchdog_ms"])
-    pw = power.Power(config["sleep"], hardware.machine, led, wdt, config["watchdog_ms"], sleep,
-                     power.state_store(hardware.machine, state, files))
-    woke = pw.woke()
-    seqs = SeqCounter(join(state, "seq"), files=files)
-    if woke.get("limit") == seqs.limit and 0 <= woke.get("seq", -1) <= seqs.limit:
-        seqs.value = woke["seq"]  # back from deep sleep: carry on without a gap or a flash write
-    buf = Buffer(state, config["buffer_bytes"], SEGMENT, files)
-    status.buf = buf
-    adopt_queue(state, buf, files)
-    clock = clock or make_clock(config, state, files, rtc=board_rtc(hardware.machine))
-    sensors = sensor or board.find_sensors(config, hardware, board_map, status.boot_faults)
-    pw.feed()
-    device = Device(config, buf, clock, None, log, status, led, pw, config_file, files)
-    device.note_faults(status.boot_faults)
-    cycles = config["cycles"]
+    left = 0
+    for left in cycles(config, sensor, clock, sleep, log, client_factory, files, hardware, config_file, wdt):
+        pass
+    return left
+
+
+def cycles(config, sensor=None, clock=None, sleep=time.sleep, log=print, client_factory=None, files=None,
+           hardware=None, config_file=None, wdt=None):
+    """run(), one cycle at a time: yields between cycles (the readings in the buffer), once the garbage of
+    the last one is collected, so a cycle's peak is the live heap and what one cycle allocates. A host that
+    collects only between calls (MicroPython's webassembly port, in the memory bench) drives it with next()."""
+    start = load("start")  # the start's work, let go before the first cycle (board.py with it)
+    device, seqs, sensors = start.device(config, sensor, clock, sleep, log, client_factory, files, hardware,
+                                         config_file, wdt)
+    release(start)
+    start = sensor = clock = hardware = files = wdt = None  # nothing of the start's held in this frame
+    buf = device.buf
+    pw = device.power
+    count = config["cycles"]
     cycle = 0
     try:
-        device.uplink = make_uplink(config, status, hardware, board_map, pw, log, client_factory)
-        while not cycles or cycle < cycles:
+        while not count or cycle < count:
+            gc.collect()
+            yield len(buf)
             pw.feed()
             device.measure(seqs, sensors)
             cycle += 1
-            device.work()
-            if not cycles or cycle < cycles:
+            while device.work():  # a batch went and more wait: collect its garbage before the next
+                gc.collect()
+                yield len(buf)
+                pw.feed()
+            if not count or cycle < count:
                 device.rest(seqs)
         start = mqtt.ticks_ms()
         while len(buf) and mqtt.elapsed_ms(start) < config["drain_seconds"] * 1000:
             pw.rest(max(0.05, min(device.wait(), config["drain_seconds"] - mqtt.elapsed_ms(start) / 1000)))
-            device.work()
+            while device.work():
+                gc.collect()
+                yield len(buf)
+                pw.feed()
     finally:
         if device.uplink is not None:
             device.uplink.close(clean=True)
         seqs.close()
-    return len(buf)
+    yield len(buf)
 
 
 class Device:
@@ -361,10 +328,13 @@ class Device:
         return self.backoff.wait()
 
     def work(self):
+        """Sync the clock when due, send when due, then apply the settings that arrived and report the
+        status. True when a batch of readings went and more wait: the caller collects the garbage and calls
+        again for the next batch (the rest is done by the last call)."""
         if self.clock.sync_due(self.config["ntp_every"]) and self.ntp_backoff.due():
             self.sync()
-        if self.backoff.due():
-            self.send()
+        if self.backoff.due() and self.send():
+            return True
         try:
             for changes in self.uplink.settings():
                 self.apply(changes)
@@ -376,6 +346,7 @@ class Device:
             self.log("sensing: lost the connection (%s)" % e)
         self.led.show(self.status.led_state())
         self.power.feed()
+        return False
 
     def sync(self):
         try:
@@ -387,8 +358,10 @@ class Device:
                      % (e, seconds(delay)))
 
     def send(self):
+        """Send a batch of readings (all of them over LoRaWAN). True when one went and more wait."""
         c = self.config
-        if len(self.buf):
+        held = len(self.buf)
+        if held:
             self.led.show("sending")
         try:
             lost = self.uplink.send(self.buf, self.clock)
@@ -402,37 +375,27 @@ class Device:
                 c["broker_host"], c["broker_port"])
             self.log("sensing: cannot send to %s (%s); %d reading(s) kept, retrying in %s s"
                      % (where, e, len(self.buf), seconds(delay)))
-            return
+            return False
         if lost:
             self.log("sensing: %d reading(s) not sent: taken before a restart, and the time never known"
                      % lost)
+        return 0 < len(self.buf) < held
 
     def apply(self, changes):
-        """Check a settings change against the whole config, keep it in the config file, use it."""
-        if isinstance(changes, ValueError):  # a ConfigError, or the config topic's unreadable JSON
-            return self.refuse(str(changes))
-        if isinstance(changes, dict) and changes and [k for k in changes if self.config.get(k) != changes[k]] == []:
-            return  # the retained settings again, already in use
-        checks = settings_module()
+        """Check a settings change against the whole config, keep it in the config file, use it (the work
+        is config.apply's, loaded for it); a change already in use (the retained settings, at each
+        connection) costs nothing."""
+        if isinstance(changes, dict) and changes:
+            for k in changes:
+                if self.config.get(k) != changes[k]:
+                    break
+            else:
+                return
+        checks = load("config")
         try:
-            given = checks.read(self.config_file, self.files) if self.config_file else dict(self.config)
-            given = checks.update(given, changes)
-            if self.config_file:
-                checks.save(self.config_file, given, self.files)
-        except checks.ConfigError as e:
-            return self.refuse(str(e))
+            checks.apply(self, changes)
         finally:
             release(checks)
-        self.config.update(changes)
-        self.power.mode = self.config["sleep"]
-        self.led.enable(self.config["led"])
-        self.status.message = ""
-        self.log("sensing: settings changed: %s" % ", ".join(
-            ["%s %s" % (k, json.dumps(changes[k])) for k in sorted(changes)]))
-
-    def refuse(self, why):
-        self.status.message = "config refused: %s" % why
-        self.log("sensing: %s" % self.status.message)
 
     def rest(self, seqs):
         """Wait for the next reading, the configured way."""

@@ -7,6 +7,7 @@
 #   batch = buf.peek(20, 8192)                # oldest first: up to 20 records, 8192 payload bytes
 #   ...publish, wait for the PUBACK...
 #   buf.ack(len(batch))                       # forget them
+#   for record in buf.scan(20): ...               # the same, one at a time, without copies (memoryviews)
 #
 # On flash, in the buffer's folder:
 #   buf-<n>.log   segments, append-only, at most `segment` bytes each; n counts up and is never reused.
@@ -25,18 +26,45 @@
 # an ack writes the pointer (about 20 bytes) and deletes a segment once all of it is acknowledged.
 #
 # Memory: a board runs this every cycle for months, so the steady path allocates little. A record's
-# header is read and written through one 7-byte scratch buffer, paths are formatted once each, and
-# peek() remembers where records end in lists it reuses; the payloads it returns are the only sizeable
-# allocation.
+# header is read and written through one 7-byte scratch buffer, a payload is read into one scratch
+# bytearray (as large as the largest record read), and scan() remembers where records end in lists it
+# reuses; peek() copies the payloads out, for callers that keep them.
+#
+# load() and release() (here because every module imports this one) let the firmware import a module
+# where it is needed and let it go afterwards, so that code used at start or now and then (the settings
+# checks, the time server's protocol, the TLS handshake) does not stay in the heap.
 
 import binascii
 import os
+import sys
 
 SEGMENT = 4096  # one flash erase block on ESP32 and rp2
 MAGIC = 0xA5
 HEADER_SIZE = 7
 PREFIX = "buf-"
 SUFFIX = ".log"
+
+
+_PACKAGE = __name__[:__name__.rfind(".") + 1]  # "firmware." in the package, "" copied flat onto a board
+
+
+def load(name):
+    """The firmware module `name` (a sibling of this one), imported now if it is not already."""
+    return __import__(_PACKAGE + name, None, None, ("*",), 0)
+
+
+def release(module):
+    """Under MicroPython, forget an imported module, so the collector takes back its heap once nothing else
+    holds it; the next load() imports it again. CPython keeps its modules (its tests hold on to them)."""
+    if sys.implementation.name != "micropython":
+        return
+    name = module.__name__
+    sys.modules.pop(name, None)
+    if _PACKAGE:  # the package holds its submodule too
+        try:
+            delattr(sys.modules[_PACKAGE[:-1]], name[len(_PACKAGE):])
+        except (KeyError, AttributeError):
+            pass
 
 
 class Files:
@@ -106,6 +134,8 @@ class Buffer:
         self._ptr_tmp = self._ptr + ".tmp"
         self._header = bytearray(HEADER_SIZE)
         self._length = memoryview(self._header)[1:3]  # the header's length field, which its CRC covers
+        self.scratch = bytearray(0)  # the payload last read; replaced by a larger one when one does not fit
+        self._view = memoryview(self.scratch)
         self._peeked = 0      # records in the last peek; where each ends is in the two lists below
         self._end_seg = []
         self._end_pos = []
@@ -170,13 +200,19 @@ class Buffer:
         return length if HEADER_SIZE + length <= self.segment else -1
 
     def _read_payload(self, f, length):
-        """The payload after the header just read, or None when it is short or fails its CRC."""
-        payload = f.read(length)
+        """Read the payload after the header just read into self.scratch: a memoryview of it, or None when
+        it is short or fails its CRC. (The CRC is compared by halves: 32 bits make no small int on a 32-bit
+        board.)"""
+        if length > len(self.scratch):
+            self.scratch = bytearray((length + 63) & ~63)
+            self._view = memoryview(self.scratch)
+        view = self._view[:length]
+        got = f.readinto(view) if length else 0
         h = self._header
-        crc = binascii.crc32(payload, binascii.crc32(self._length)) & 0xFFFFFFFF
-        if len(payload) < length or crc != (h[3] << 24) | (h[4] << 16) | (h[5] << 8) | h[6]:
-            return None
-        return payload
+        crc = binascii.crc32(view, binascii.crc32(self._length))
+        if got == length and crc >> 16 == (h[3] << 8) | h[4] and crc & 0xFFFF == (h[5] << 8) | h[6]:
+            return view
+        return None
 
     def _scan(self, seg, start):
         """(intact records from `start`, where they end, the file's size)."""
@@ -213,7 +249,7 @@ class Buffer:
         h[0] = MAGIC
         h[1] = n >> 8
         h[2] = n & 0xFF
-        crc = binascii.crc32(payload, binascii.crc32(self._length)) & 0xFFFFFFFF
+        crc = binascii.crc32(payload, binascii.crc32(self._length))
         h[3] = crc >> 24
         h[4] = (crc >> 16) & 0xFF
         h[5] = (crc >> 8) & 0xFF
@@ -247,6 +283,15 @@ class Buffer:
         """The oldest records (a list of bytes), up to `max_records` and `max_bytes` of payload in all,
         but always one if any is held. They stay held until ack()."""
         out = []
+        for record in self.scan(max_records, max_bytes):
+            out.append(bytes(record))
+        return out
+
+    def scan(self, max_records, max_bytes=0x3FFFFFFF):
+        """Read the oldest records one at a time into self.scratch, up to `max_records` and `max_bytes` of
+        payload in all (but always one if any is held), yielding each as a memoryview of self.scratch,
+        good until the next. They stay held until ack(). A caller that stops early calls close() on the
+        generator, which closes the file."""
         self._peeked = 0
         total = 0
         for seg in self.segments:
@@ -261,19 +306,18 @@ class Buffer:
                     length = self._read_header(f)
                     if length < 0:
                         break
-                    if len(out) >= max_records or (out and total + length > max_bytes):
-                        return out
-                    payload = self._read_payload(f, length)
-                    if payload is None:
+                    if self._peeked >= max_records or (self._peeked and total + length > max_bytes):
+                        return
+                    record = self._read_payload(f, length)
+                    if record is None:
                         break
                     pos += HEADER_SIZE + length
                     self._ended(seg, pos)
-                    out.append(payload)
                     total += length
                     left -= 1
+                    yield record
             finally:
                 f.close()
-        return out
 
     def _ended(self, seg, pos):
         # The lists only grow to the largest batch, then are written in place.

@@ -248,6 +248,32 @@ def update(given, changes):
     return out
 
 
+def apply(device, changes):
+    """A settings change for a running app.Device (a dict, or a ValueError for one that could not be read):
+    checked against the whole config, kept in the config file, used; or refused, with the reason in the
+    status message and the log."""
+    if isinstance(changes, ValueError):  # a ConfigError, or the config topic's unreadable JSON
+        return _refuse(device, str(changes))
+    try:
+        given = read(device.config_file, device.files) if device.config_file else dict(device.config)
+        given = update(given, changes)
+        if device.config_file:
+            save(device.config_file, given, device.files)
+    except ConfigError as e:
+        return _refuse(device, str(e))
+    device.config.update(changes)
+    device.power.mode = device.config["sleep"]
+    device.led.enable(device.config["led"])
+    device.status.message = ""
+    device.log("sensing: settings changed: %s" % ", ".join(
+        ["%s %s" % (k, json.dumps(changes[k])) for k in sorted(changes)]))
+
+
+def _refuse(device, why):
+    device.status.message = "config refused: %s" % why
+    device.log("sensing: %s" % device.status.message)
+
+
 def save(path, given, files=None):
     """Write the settings (as given, without defaults) to `path`: the old file or the new after a power cut."""
     write_atomic(files or Files(), path, json.dumps(given).encode())

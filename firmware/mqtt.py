@@ -1,32 +1,30 @@
-# A small MQTT 3.1.1 client for the boards (the Pico W build has no umqtt) and the unix port.
-# MicroPython common subset. The socket is passed in, or made with socket.getaddrinfo/socket.socket.
+# A small MQTT 3.1.1 client for the boards (the Pico W build has no umqtt) and the unix port. MicroPython.
+# The socket is passed in, or made with socket.getaddrinfo/socket.socket.
 #
 #   c = MQTTClient("dev-1", "192.168.1.10", user="dev-1", password="s3cret", keepalive=60)
 #   c.set_last_will("sensing/v1/dev-1/status", b"offline", retain=True)
 #   c.connect()
 #   c.publish("sensing/v1/dev-1/up", payload, qos=1)   # returns once the broker's PUBACK arrives
+#   c.publish("sensing/v1/dev-1/up", write_batch, qos=1, size=n)  # n bytes, written by write_batch(write)
 #   c.disconnect()
 #
-# Over TLS, the broker's certificate is checked against one CA certificate and the broker's name:
+# Over TLS, the broker's certificate is checked against one CA certificate and the broker's name (the TLS
+# code is in mqtt_tls.py, loaded for the handshake and let go after it):
 #
 #   c = MQTTClient("dev-1", "broker.example.org", 8883, ..., ca="/broker-ca.der")
 #
 # Every failure raises MQTTError with one sentence; the caller decides whether to retry.
+#
+# Memory: a board publishes every cycle for months. A packet's header is built in one small bytearray, a
+# small payload copied after it (one TCP segment: no wait for Nagle), a large one written from its own bytes,
+# or streamed by the caller (a batch of readings read from flash record by record), never joined.
 
-import struct
+import sys
 import time
 
-CONNACK_MEANINGS = {
-    1: "the broker does not accept MQTT 3.1.1",
-    2: "the broker rejected the client id",
-    3: "the broker is unavailable",
-    4: "bad username or password",
-    5: "not authorised",
-}
-
-
-# A payload up to this size is sent in one piece with its packet's header (one TCP segment, no wait for
-# Nagle); a larger one (a batch of readings) is sent from its own bytes, so it is never copied.
+# CONNACK return codes 1 to 5.
+REFUSED = ("the broker does not accept MQTT 3.1.1", "the broker rejected the client id", "the broker is unavailable",
+           "bad username or password", "not authorised")
 SMALL_PAYLOAD = 512
 
 
@@ -35,11 +33,11 @@ class MQTTError(OSError):
 
 
 class MQTTRefused(MQTTError):
-    """The broker answered CONNECT with a non-zero return code (see CONNACK_MEANINGS)."""
+    """The broker answered CONNECT with a non-zero return code (see REFUSED)."""
 
     def __init__(self, code):
         super().__init__("the broker refused the connection: %s (return code %d)"
-                         % (CONNACK_MEANINGS.get(code, "unknown reason"), code))
+                         % (REFUSED[code - 1] if 0 < code <= len(REFUSED) else "unknown reason", code))
         self.code = code
 
 
@@ -47,92 +45,18 @@ class MQTTTimeout(MQTTError):
     pass
 
 
-class MQTTUntrusted(MQTTError):
-    """The broker's certificate failed the check: not signed by our CA, not for the broker's name, expired."""
-
-
-# mbedTLS's words for why a certificate failed (its verify text, one line a reason), and ours.
-UNTRUSTED_BECAUSE = (
-    ("not correctly signed by the trusted CA", "is not signed by the CA in %(ca)s"),
-    ("does not match with the expected CN", "is not for %(host)s"),
-    ("validity has expired", "has expired"),
-    ("validity starts in the future", "is not valid yet by the board's clock"),
-)
-
-
-def pem_to_der(data):
-    """The first certificate of a PEM file as DER; other bytes are taken to be DER already. MicroPython's
-    mbedTLS takes only DER in some builds, and one certificate at a time."""
-    begin = data.find(b"-----BEGIN CERTIFICATE-----")
-    if begin < 0:
-        return data
-    end = data.find(b"-----END CERTIFICATE-----", begin)
-    if end < 0:
-        return b""
-    import binascii
-    try:
-        return binascii.a2b_base64(data[begin + 27:end].replace(b"\r", b"").replace(b"\n", b""))
-    except ValueError:
-        return b""
-
-
-def tls_context(ca_path):
-    """A TLS context that trusts only the CA certificate in the file at `ca_path` (PEM or DER) and requires
-    the broker to show a certificate it signed. Raises MQTTError with one sentence."""
-    try:
-        f = open(ca_path, "rb")
-        try:
-            der = pem_to_der(f.read())
-        finally:
-            f.close()
-    except OSError as e:
-        raise MQTTError("cannot read the broker's CA certificate %s: %s" % (ca_path, e))
-    try:
-        # MicroPython's own module (ssl.py wraps it, and is frozen: missing when MICROPYPATH leaves out .frozen)
-        import tls
-        context = tls.SSLContext(tls.PROTOCOL_TLS_CLIENT)
-        context.verify_mode = tls.CERT_REQUIRED
-        load = context.load_verify_locations  # takes the DER bytes
-    except ImportError:  # CPython, or MicroPython before 1.23
-        import ssl
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-        context.verify_mode = ssl.CERT_REQUIRED  # MicroPython's ssl.py makes a client context CERT_NONE
-
-        def load(der):
-            context.load_verify_locations(cadata=der)
-    try:
-        load(der)
-    except (ValueError, OSError):
-        raise MQTTError("%s is not a CA certificate (PEM or DER)" % ca_path)
-    return context
-
-
 def ticks_ms():
-    if hasattr(time, "ticks_ms"):
-        return time.ticks_ms()
-    return int(time.monotonic() * 1000)
+    return time.ticks_ms()
 
 
 def elapsed_ms(start):
-    if hasattr(time, "ticks_diff"):
-        return time.ticks_diff(time.ticks_ms(), start)
-    return ticks_ms() - start
+    return time.ticks_diff(time.ticks_ms(), start)
 
 
 def _utf8(s):
     if isinstance(s, str):
         s = s.encode()
-    return struct.pack(">H", len(s)) + s
-
-
-def _remaining_length(n):
-    out = bytearray()
-    while True:
-        byte = n & 0x7F
-        n >>= 7
-        out.append(byte | 0x80 if n else byte)
-        if not n:
-            return bytes(out)
+    return len(s).to_bytes(2, "big") + s
 
 
 class MQTTClient:
@@ -170,7 +94,17 @@ class MQTTClient:
                 if hasattr(self.sock, "settimeout"):  # CPython's TLS socket replaces the one it wraps
                     self.timed = self.sock
             self._send(0x10, self._connect_body())
-            kind, body = self._connack()
+            try:
+                kind, body = self._read_packet()
+            except MQTTTimeout:
+                raise
+            except MQTTError as e:
+                if self.ca is not None:
+                    raise
+                # What a TLS listener does to a plain CONNECT: hang up.
+                why = str(e).split(": ", 1)
+                raise MQTTError("the broker closed the connection without answering CONNECT%s: if %d is a TLS "
+                                "port, set broker_tls" % (" (%s)" % why[1] if len(why) > 1 else "", self.port))
             if kind != 0x20 or len(body) != 2:
                 raise MQTTError("the broker answered CONNECT with packet type %d, not CONNACK" % (kind >> 4))
             if body[1] != 0:
@@ -180,37 +114,19 @@ class MQTTClient:
             self.close()
             raise
 
-    def _connack(self):
-        try:
-            return self._read_packet()
-        except MQTTTimeout:
-            raise
-        except MQTTError as e:
-            if self.ca is not None:
-                raise
-            # What a TLS listener does to a plain CONNECT: hang up.
-            why = str(e).split(": ", 1)
-            raise MQTTError("the broker closed the connection without answering CONNECT%s: if %d is a TLS "
-                            "port, set broker_tls" % (" (%s)" % why[1] if len(why) > 1 else "", self.port))
-
     def _handshake(self, sock):
-        tls = tls_context(self.ca)  # read at each connect: a board's heap does not keep it in between
+        # The TLS code is loaded for the handshake only: the heap does not keep it between connections.
         try:
-            return tls.wrap_socket(sock, server_hostname=self.host)
-        except ValueError as e:  # MicroPython: the certificate failed; its text says why, a line a reason
-            raise MQTTUntrusted("the broker's certificate %s" % self._why_untrusted(str(e)))
-        except OSError as e:
-            if getattr(e, "verify_message", None):  # CPython's ssl.SSLCertVerificationError
-                raise MQTTUntrusted("the broker's certificate failed the check: %s" % e.verify_message)
-            raise MQTTError("the TLS handshake with the broker at %s:%d failed (%s): is it a TLS port?"
-                            % (self.host, self.port, e))
-
-    def _why_untrusted(self, text):
-        for words, ours in UNTRUSTED_BECAUSE:
-            if words in text:
-                return ours % {"ca": self.ca, "host": self.host}
-        reason = text.strip().split("\n")[0].rstrip(".") or "no reason given"
-        return "failed the check (%s)" % reason
+            from . import mqtt_tls
+        except ImportError:  # copied flat onto a board
+            import mqtt_tls
+        try:
+            return mqtt_tls.handshake(sock, self.host, self.port, self.ca)
+        finally:
+            if sys.implementation.name == "micropython":
+                sys.modules.pop(mqtt_tls.__name__, None)
+                if "." in mqtt_tls.__name__:
+                    delattr(sys.modules[__name__[:__name__.rfind(".")]], "mqtt_tls")
 
     def _open_socket(self):
         import socket
@@ -240,7 +156,7 @@ class MQTTClient:
             if self.password is not None:
                 flags |= 0x40
                 payload += _utf8(self.password)
-        return _utf8("MQTT") + struct.pack(">BBH", 4, flags, self.keepalive) + payload
+        return b"\x00\x04MQTT\x04" + bytes((flags, self.keepalive >> 8, self.keepalive & 0xFF)) + payload
 
     def disconnect(self):
         if self.sock is not None:
@@ -260,36 +176,29 @@ class MQTTClient:
         self.sock = self.timed = None
 
     # --- messages -----------------------------------------------------------------------------------
-    def publish(self, topic, payload, qos=0, retain=False):
+    def publish(self, topic, payload, qos=0, retain=False, size=-1):
         """Publish; for QoS 1 wait until the broker acknowledges it (MQTTTimeout after `timeout` s).
-        `payload` is bytes, or a list of bytes sent one after the other as one message, never joined."""
+        `payload` is bytes; or, with `size`, a function that writes the payload's `size` bytes through the
+        write() it is given (one call or many), so a large message is never whole in the heap."""
         if isinstance(payload, str):
             payload = payload.encode()
-        parts = payload if isinstance(payload, (list, tuple)) else (payload,)
-        size = 0
-        for part in parts:
-            size += len(part)
         head = _utf8(topic)
         pid = 0
         if qos:
             pid = self._next_pid()
-            head += struct.pack(">H", pid)
-        self._send(0x30 | (qos << 1) | (1 if retain else 0), head, parts, size)
+            head += pid.to_bytes(2, "big")
+        self._send(0x30 | (qos << 1) | (1 if retain else 0), head, payload, size)
         if qos:
             self._wait_for(0x40, pid, "PUBACK")
         return pid
 
     def subscribe(self, topic, qos=0):
         pid = self._next_pid()
-        self._send(0x82, struct.pack(">H", pid) + _utf8(topic) + bytes([qos]))
+        self._send(0x82, pid.to_bytes(2, "big") + _utf8(topic) + bytes((qos,)))
         body = self._wait_for(0x90, pid, "SUBACK")
         if body[2] == 0x80:
             raise MQTTError("the broker refused the subscription to %s" % topic)
         return body[2]
-
-    def ping(self):
-        self._send(0xC0, b"")
-        self._wait_for(0xD0, None, "PINGRESP")
 
     def check_msg(self):
         """Handle one packet if one is waiting (a subscribed message goes to on_message). Non-blocking."""
@@ -304,7 +213,7 @@ class MQTTClient:
             return None
         if not first:
             raise MQTTError("the broker closed the connection")
-        kind, body = self._read_packet(first)
+        kind, body = self._read_packet(first[0])
         self._handle(kind, body)
         return kind
 
@@ -313,30 +222,42 @@ class MQTTClient:
         return self.pid
 
     # --- wire ---------------------------------------------------------------------------------------
-    def _send(self, header, body, parts=(), size=0):
-        """Send one packet: fixed header, `body`, then `parts` (`size` bytes in all) as they are. A payload
-        is copied into the packet only when small; a batch of readings goes from the caller's bytes."""
+    def _send(self, kind, body, payload=b"", size=-1):
+        """Send one packet: `kind`, the remaining length, `body`, then the payload: bytes, copied after the
+        rest when small, or a function writing `size` bytes through write()."""
         if self.sock is None:
             raise MQTTError("not connected to the broker")
-        data = bytes([header]) + _remaining_length(len(body) + size) + body
+        stream = size >= 0
+        if not stream:
+            size = len(payload)
+        n = len(body) + size
+        copied = 0 if stream or size > SMALL_PAYLOAD else size
+        head = bytearray(2 + (n > 0x7F) + (n > 0x3FFF) + (n > 0x1FFFFF) + len(body) + copied)
+        head[0] = kind
+        i = 1
+        while n > 0x7F:
+            head[i] = (n & 0x7F) | 0x80
+            n >>= 7
+            i += 1
+        head[i] = n
+        i += 1
+        head[i:i + len(body)] = body
+        if copied:
+            head[i + len(body):] = payload
         try:
-            if size <= SMALL_PAYLOAD:
-                for part in parts:
-                    data += part
-                self._write(data)
-            else:
-                self._write(data)
-                for part in parts:
-                    self._write(part)
+            self._write(head)
+            if stream:
+                payload(self._write)
+            elif size and not copied:
+                self._write(payload)
         except OSError as e:
             self.close()
             raise MQTTError("lost the connection to the broker while sending: %s" % e)
 
     def _write(self, data):
-        view = memoryview(data)
         sent = 0
         while sent < len(data):
-            n = self.sock.send(view[sent:] if sent else view)
+            n = self.sock.send(memoryview(data)[sent:] if sent else data)
             if not n:
                 raise OSError("connection closed")
             sent += n
@@ -348,7 +269,9 @@ class MQTTClient:
                 chunk = self.sock.recv(n - len(data) if data else n)
             except OSError as e:
                 self.close()
-                if _is_timeout(e):
+                code = e.args[0] if e.args else None
+                # CPython raises TimeoutError; MicroPython OSError(ETIMEDOUT or EAGAIN).
+                if code in (11, 110, 116) or "timed out" in str(e):
                     raise MQTTTimeout("the broker sent nothing for %s s" % self.timeout)
                 raise MQTTError("lost the connection to the broker: %s" % e)
             if not chunk:
@@ -357,10 +280,11 @@ class MQTTClient:
             data = chunk if data is None else data + chunk
         return data
 
-    def _read_packet(self, first=None):
+    def _read_packet(self, kind=-1):
         if self.sock is None:
             raise MQTTError("not connected to the broker")
-        kind = (first or self._recv_exact(1))[0]
+        if kind < 0:
+            kind = self._recv_exact(1)[0]
         length = 0
         shift = 0
         while True:
@@ -377,37 +301,23 @@ class MQTTClient:
         start = ticks_ms()
         while elapsed_ms(start) < self.timeout * 1000:
             got, body = self._read_packet()
-            if got == kind and (pid is None or len(body) >= 2 and (body[0] << 8) | body[1] == pid):
+            if got == kind and (body[0] << 8) | body[1] == pid:
                 return body
             self._handle(got, body)
         self.close()
         raise MQTTTimeout("no %s from the broker within %s s" % (name, self.timeout))
 
     def _handle(self, kind, body):
-        # Packets that arrive while we wait for something else.
-        if kind & 0xF0 == 0x30:
-            qos = (kind >> 1) & 3
-            n = struct.unpack(">H", body[:2])[0]
-            topic = body[2:2 + n].decode()
-            pos = 2 + n
-            if qos:
-                pid = struct.unpack(">H", body[pos:pos + 2])[0]
-                pos += 2
-                if qos == 1:
-                    self._send(0x40, struct.pack(">H", pid))
-            if self.on_message:
-                self.on_message(topic, body[pos:])
-
-
-try:
-    _TIMEOUT_ERRORS = (TimeoutError,)
-except NameError:  # MicroPython
-    _TIMEOUT_ERRORS = ()
-
-
-def _is_timeout(e):
-    # CPython raises socket.timeout (TimeoutError); MicroPython raises OSError(ETIMEDOUT or EAGAIN).
-    if isinstance(e, _TIMEOUT_ERRORS):
-        return True
-    code = e.args[0] if e.args else None
-    return code in (11, 110, 116) or "timed out" in str(e)
+        # Packets that arrive while we wait for something else: a message on a subscribed topic.
+        if kind & 0xF0 != 0x30:
+            return
+        qos = (kind >> 1) & 3
+        pos = 2 + ((body[0] << 8) | body[1])
+        topic = body[2:pos].decode()
+        if qos:
+            pid = body[pos:pos + 2]
+            pos += 2
+            if qos == 1:
+                self._send(0x40, pid)
+        if self.on_message:
+            self.on_message(topic, body[pos:])

@@ -185,6 +185,16 @@ def read_all(drivers, derive=True):
     return values, faults
 
 
+class Sensors:
+    """The drivers found at start, read together: read() gives (values, faults) and never raises."""
+
+    def __init__(self, drivers):
+        self.drivers = drivers
+
+    def read(self):
+        return read_all(self.drivers)
+
+
 def _note(faults, sensor, kind, message):
     if faults is not None:
         faults.append({"sensor": sensor, "fault": kind, "message": message})

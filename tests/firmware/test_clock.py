@@ -59,7 +59,8 @@ def time_server(request):
 
 CLOCK = """
 import json
-from firmware.clock import Clock, board_time, sntp, EPOCH_2000
+from firmware.clock import Clock, board_time, EPOCH_2000
+from firmware.ntp import sntp
 
 class Ticks:
     # A board's millisecond counter: wraps at 2**30, as on ESP32 and rp2.
@@ -236,7 +237,8 @@ def test_readings_of_a_boot_that_never_got_the_time_are_not_sent_and_are_counted
 # Setting the board's real-time clock when NTP answers. A fake machine.RTC records the tuples it is set to,
 # and the fake board's time.time() follows it, counted from the board's epoch: 2000 (ESP32) or 1970 (rp2).
 BOARD_RTC = CLOCK + """
-from firmware.clock import civil, unix_of, set_rtc
+from firmware.clock import unix_of
+from firmware.ntp import civil, set_rtc
 
 def days_in(year):
     return 366 if year % 4 == 0 and (year % 100 != 0 or year % 400 == 0) else 365
@@ -303,7 +305,8 @@ print(json.dumps(out))
 def test_civil_dates_and_weekdays_match_the_calendar(micropython, tmp_path):
     moments = list(range(0, 4102444800, 86400 * 37 + 3607)) + [0, 951782400, 951868799, 4102444799]
     result = run_micropython(micropython, tmp_path, CLOCK + f"""
-from firmware.clock import civil, unix_of
+from firmware.clock import unix_of
+from firmware.ntp import civil
 out = []
 for u in {moments}:
     t = civil(u)

@@ -1,0 +1,245 @@
+# What the firmware does once per start, in a module loaded for it and let go afterwards (buffer.load and
+# release), so that none of it stays in the heap while the loop runs; board.py, which only this module uses,
+# is let go with it. MicroPython common subset.
+#
+#   main.py:      prepare()   the config, waiting in safe mode for settings that fix an invalid one; WiFi
+#   app.cycles:   device()    the loop's objects, made from the config and what the board has
+#
+# A config that cannot be used does not crash the board: safe mode shows the "config invalid" LED pattern,
+# publishes "config invalid: <why>" as its status when it has enough to reach the broker, and waits for good
+# settings on its config topic, which it keeps and then runs with. On a board it waits for ever (feeding the
+# watchdog); on a laptop it says why and stops, unless SENSING_SAFE_SECONDS says to wait.
+#
+# Nothing made here may keep a function of this module (a closure, a bound method, a class): that would keep
+# the whole module in the heap. The objects it makes are of the loop's modules (app, status, power, ...).
+
+import sys
+import time
+
+try:
+    from . import app, board, mqtt, power
+    from .buffer import SEGMENT, Buffer, Files, join, load, release
+    from .clock import board_rtc
+    from .seq import SeqCounter
+    from .status import Led, Status
+except ImportError:  # copied flat onto a board
+    import app
+    import board
+    import mqtt
+    import power
+    from buffer import SEGMENT, Buffer, Files, join, load, release
+    from clock import board_rtc
+    from seq import SeqCounter
+    from status import Led, Status
+
+DEFAULT_CONFIG = "/config.json"
+
+
+# --- main.py's start -----------------------------------------------------------------------------------
+def prepare(hardware=None):
+    """The config, checked, and WiFi joined: (config, its path); None when safe mode stopped waiting (only on
+    a laptop)."""
+    hardware = hardware or board.on_this_port()
+    path = config_path()
+    while True:
+        try:
+            config = app.load_config(path)
+            break
+        except ValueError as e:
+            if not isinstance(e, load("config").ConfigError):  # still imported: it raised
+                raise
+            if not safe_mode(path, e, hardware, safe_wait_s(hardware)):
+                return None
+    join_wifi(config)
+    release(board)
+    return config, path
+
+
+def _getenv(name):
+    try:
+        import os
+        return os.getenv(name)
+    except (ImportError, AttributeError):  # boards have no environment
+        return None
+
+
+def config_path():
+    if len(sys.argv) > 1 and sys.argv[1]:
+        return sys.argv[1]
+    return _getenv("SENSING_CONFIG") or DEFAULT_CONFIG
+
+
+def join_wifi(config, wait_s=30):
+    ssid = config.get("wifi_ssid")
+    if not ssid:
+        return None
+    import network
+    wlan = network.WLAN(network.STA_IF)
+    wlan.active(True)
+    # A wrong password or a network out of reach is final: stop waiting as soon as the radio says so.
+    final = [getattr(network, name) for name in ("STAT_WRONG_PASSWORD", "STAT_NO_AP_FOUND", "STAT_CONNECT_FAIL")
+             if hasattr(network, name)]
+    if not wlan.isconnected():
+        wlan.connect(ssid, config.get("wifi_password", ""))
+        for _ in range(wait_s * 10):
+            if wlan.isconnected() or (final and wlan.status() in final):
+                break
+            time.sleep(0.1)
+    if not wlan.isconnected():
+        print("sensing: could not join WiFi %s; readings are kept until it works" % ssid)
+    return wlan
+
+
+def safe_wait_s(hardware):
+    """How long to wait for good settings: for ever on a board, SENSING_SAFE_SECONDS (0) on a laptop."""
+    if hardware.has_buses():
+        return None
+    try:
+        return float(_getenv("SENSING_SAFE_SECONDS") or 0)
+    except ValueError:
+        return 0
+
+
+def safe_mode(path, error, hardware, wait_s, log=print, sleep=time.sleep, client_factory=None, wdt=None):
+    """Show and publish why the config is invalid; wait for settings that fix it. True once fixed."""
+    settings = load("config")
+    status = Status()
+    status.state = "config_invalid"
+    status.message = "config invalid: %s" % error
+    log("sensing: %s" % status.message)
+    try:
+        given = settings.read(path)
+    except settings.ConfigError:
+        given = {}
+    base = dict(settings.DEFAULTS)
+    base.update(given if isinstance(given, dict) else {})
+    led = Led(board.led_pin(hardware, _board_map(hardware, base)), True)
+    led.show("config_invalid")
+    pw = power.Power("none", hardware.machine, led, wdt or power.watchdog(hardware.machine, settings.DEFAULTS[
+        "watchdog_ms"]), settings.DEFAULTS["watchdog_ms"], sleep)
+    uplink = None
+    try:
+        settings.check_identity(base)
+        uplink = app.Uplink(base, status, client_factory)
+    except (settings.ConfigError, TypeError, KeyError):
+        pass  # no id or secret: the LED alone can say it
+    start = mqtt.ticks_ms()
+    try:
+        while wait_s is None or mqtt.elapsed_ms(start) < wait_s * 1000:
+            if uplink is not None and _fixed(settings, path, given, uplink, status, log):
+                return True
+            pw.rest(1)
+    finally:
+        if uplink is not None:
+            uplink.close()
+    return False
+
+
+def _board_map(hardware, base):
+    if not hardware.has_buses():
+        return {}
+    try:
+        return board.load_map(hardware, base.get("board") or "")
+    except (ValueError, AttributeError):
+        return {}
+
+
+def _fixed(settings, path, given, uplink, status, log):
+    try:
+        if uplink.client is None:
+            uplink.connect()
+        for changes in uplink.settings():
+            try:
+                if isinstance(changes, ValueError):  # a change that cannot be read (see app.Uplink)
+                    raise settings.ConfigError(str(changes))
+                fixed = settings.update(given, changes)
+            except settings.ConfigError as e:
+                status.message = "config invalid: %s" % e
+                continue
+            settings.save(path, fixed)
+            log("sensing: the settings from the hub fix the config; starting")
+            return True
+        uplink.report()
+    except (OSError, AttributeError):
+        uplink.close()
+    return False
+
+
+# --- app.cycles' start ---------------------------------------------------------------------------------
+def device(config, sensor=None, clock=None, sleep=time.sleep, log=print, client_factory=None, files=None,
+           hardware=None, config_file=None, wdt=None):
+    """(app.Device with its uplink, the seq counter, the sensors) for app.cycles; see app.run."""
+    state = config["state_dir"]
+    files = files or Files()
+    hardware = hardware or board.on_this_port()
+    status = Status()
+    board_map = {}
+    if hardware.has_buses():
+        try:
+            board_map = board.load_map(hardware, config["board"])
+        except ValueError as e:
+            status.boot_faults.append({"sensor": "board", "fault": "absent", "message": str(e)})
+    led = Led(board.led_pin(hardware, board_map), config["led"])
+    wdt = wdt or power.watchdog(hardware.machine, config["watchdog_ms"])
+    pw = power.Power(config["sleep"], hardware.machine, led, wdt, config["watchdog_ms"], sleep,
+                     power.state_store(hardware.machine, state, files))
+    woke = pw.woke()
+    seqs = SeqCounter(join(state, "seq"), files=files)
+    if woke.get("limit") == seqs.limit and 0 <= woke.get("seq", -1) <= seqs.limit:
+        seqs.value = woke["seq"]  # back from deep sleep: carry on without a gap or a flash write
+    buf = Buffer(state, config["buffer_bytes"], SEGMENT, files)
+    status.buf = buf
+    adopt_queue(state, buf, files)
+    clock = clock or app.make_clock(config, state, files, rtc=board_rtc(hardware.machine))
+    sensors = sensor or find_sensors(config, hardware, board_map, status.boot_faults)
+    pw.feed()
+    dev = app.Device(config, buf, clock, None, log, status, led, pw, config_file, files)
+    dev.note_faults(status.boot_faults)
+    try:
+        dev.uplink = make_uplink(config, status, hardware, board_map, pw, log, client_factory)
+    except BaseException:
+        seqs.close()
+        raise
+    release(board)
+    return dev, seqs, sensors
+
+
+def find_sensors(config, hardware, board_map, faults):
+    """board.find_sensors, read through objects of the sensor modules, not board.py's, so board.py goes
+    once the start is done: the emulated sensor (its read() gives the values), or registry.Sensors."""
+    if config["sensors"] == "emulated" or not hardware.has_buses():
+        return load("sensors.emulated").EmulatedSensor(config["seed"])
+    found = board.find_sensors(config, hardware, board_map, faults)
+    return load("sensors.registry").Sensors(found.drivers)
+
+
+def adopt_queue(state, buf, files):
+    """Move readings from the queue file of earlier firmware into the buffer. A power cut part-way
+    adopts them again at the next start: the same seqs, which the hub keeps once."""
+    path = join(state, "queue.jsonl")
+    try:
+        f = files.open(path, "rb")
+    except OSError:
+        return
+    try:
+        lines = f.read().split(b"\n")
+    finally:
+        f.close()
+    for line in lines:
+        if line.strip():
+            buf.append(line.strip())
+    files.remove(path)
+
+
+def make_uplink(config, status, hardware, board_map, pw, log, client_factory=None):
+    if config["transport"] != "lorawan":
+        return app.Uplink(config, status, client_factory)
+    try:
+        from . import lorawan
+        from .lora_uplink import FedClock, LoraUplink
+    except ImportError:
+        import lorawan
+        from lora_uplink import FedClock, LoraUplink
+    clock = FedClock(hardware.modem_clock or lorawan.modem.Clock(), pw.feed)
+    radio = lorawan.make(config["lora_modem"], board.modem_uart(config, hardware, board_map), clock)
+    return LoraUplink(config, radio, log)
