@@ -6,7 +6,8 @@ ESP32 family (esptool's Python API, esptool.cmds): detect the chip, check the im
 load esptool's flasher stub (unless stub=False: then only the chip's ROM loader is used), raise the line
 rate and fall back to 115200 if the line cannot carry it, erase the whole flash, write the image at the
 chip's offset, verify it by MD5, reset. With reset=False the board must already be in its bootloader
-(BOOT held at power-up) and DTR/RTS are left alone, before and after.
+(BOOT held at power-up) and DTR/RTS are left alone, before and after. The port may be on another computer,
+as rfc2217://HOST:PORT, served there by esptool's esp_rfc2217_server.
 
 Pico (RP2040, RP2350): check the UF2 file's blocks and family against the chip the drive names in its
 INFO_UF2.TXT, then copy it onto the drive; the board writes it to flash and restarts by itself. A Pico
@@ -17,6 +18,7 @@ import contextlib
 import glob
 import os
 import time
+import urllib.parse
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +33,7 @@ from esptool.cmds import (
     verify_flash,
     write_flash,
 )
+from esptool.loader import DEFAULT_TIMEOUT
 from esptool.logger import EspLog, TemplateLogger, log
 from esptool.util import FatalError, NotImplementedInROMError, flash_size_bytes
 from serial import SerialException
@@ -104,15 +107,59 @@ def _esptool_quiet(on_bar: Callable[[int, int], None]) -> Iterator[None]:
         EspLog.instance = before
 
 
+def _remote(port: str) -> bool:
+    return port.startswith("rfc2217://")
+
+
+def _esptool_port(port: str) -> str:
+    """The port as esptool opens it. esp_rfc2217_server answers no DTR/RTS change (it resets the board itself,
+    next to it, when one asks for the bootloader), so pyserial must not wait for answers (its ign_set_control);
+    servers that do answer are not harmed by that."""
+    if not _remote(port):
+        return port
+    parts = urllib.parse.urlsplit(port)
+    if "ign_set_control" in urllib.parse.parse_qs(parts.query, keep_blank_values=True):
+        return port
+    return urllib.parse.urlunsplit(parts._replace(query="&".join(filter(None, [parts.query, "ign_set_control"]))))
+
+
 def _connect(port: str, before: str):
     try:
-        return detect_chip(port, ROM_BAUD, connect_mode=before, connect_attempts=CONNECT_ATTEMPTS)
+        esp = detect_chip(_esptool_port(port), ROM_BAUD, connect_mode=before, connect_attempts=CONNECT_ATTEMPTS)
+        # esptool sets the port's timeout around each command and leaves it unset between them, so its wait for
+        # the stub's greeting never ends if the stub does not start; and on an RFC 2217 port each change of it
+        # renegotiates all the port's settings (0.15 s or more), twice a command. The timeout most commands
+        # use, made the port's own, mends both.
+        esp._port.timeout = DEFAULT_TIMEOUT
+        return esp
     except (FatalError, SerialException, OSError) as e:
+        if "Could not open" in str(e) and _remote(port):
+            raise FlashError(
+                f"Nothing answers at {port}: start esp_rfc2217_server on the computer the board is plugged into, "
+                "and check the host name and port number."
+            ) from None
         if "Could not open" in str(e):
             raise FlashError(why_not_open(port)) from None
+        if _remote(port):
+            raise FlashError(
+                f"The board at {port} does not answer like an ESP32 in its bootloader: serve its port with "
+                "esp_rfc2217_server (it resets the board into its bootloader), or hold its BOOT button while "
+                "pressing RESET, and try again."
+            ) from None
         raise FlashError(
             f"The board at {port} does not answer like an ESP32 in its bootloader: hold its BOOT button, "
             "press and release RESET, let go of BOOT, and try again."
+        ) from None
+
+
+def _run_stub(esp, port: str):
+    """esptool's flasher stub, uploaded into the chip's RAM and started; it then answers instead of the ROM."""
+    try:
+        return run_stub(esp)
+    except FatalError:
+        raise FlashError(
+            f"The {esp.CHIP_NAME} at {port} did not start esptool's flasher stub: try again, or flash with "
+            "--no-stub (slower: the chip's ROM loader only)."
         ) from None
 
 
@@ -127,7 +174,7 @@ def _at_fast_rate(esp, port: str, before: str, baud: int, stub: bool):
     except (FatalError, SerialException, OSError):
         esp._port.close()
     esp = _connect(port, before)
-    return (run_stub(esp) if stub else esp), True
+    return (_run_stub(esp, port) if stub else esp), True
 
 
 def _erase_all(esp) -> None:
@@ -146,7 +193,7 @@ def flash_esp(
     image_chip = esp_chip_of_image(data)
     if image_chip is None:
         raise FlashError(f"{name} is not an ESP32 firmware image: use the .bin file of MicroPython for your board.")
-    if not os.path.exists(port):
+    if not _remote(port) and not os.path.exists(port):
         raise FlashError(f"There is no board at {port}: check that it is plugged in and that the port is right.")
     before = "default-reset" if reset else "no-reset"
     step = {"what": ""}
@@ -157,7 +204,7 @@ def flash_esp(
             chip = esp.CHIP_NAME
             _check_esp_chip(port, chip, image_chip, name, board_chip)
             if stub:
-                esp = run_stub(esp)
+                esp = _run_stub(esp, port)
             esp, fell_back = _at_fast_rate(esp, port, before, baud, stub)
             attach_flash(esp)
             progress(f"Erasing the {chip}'s flash", None, 0)

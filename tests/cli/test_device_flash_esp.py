@@ -1,43 +1,31 @@
-"""`sensing device flash` for ESP32-family boards: the real esptool (its Python API, --no-stub) talking the
-ROM loader's serial protocol to a scripted peer on a pty (tests/boards/esp_rom.py), which keeps the flash.
+"""`sensing device flash` for ESP32-family boards: the real esptool (its Python API) talking to a scripted chip
+(tests/boards/esp_rom.py) that keeps the flash: its ROM loader, and esptool's flasher stub once uploaded.
 
-On a pty DTR/RTS do not work, so these run with --no-reset: the board is taken to be in its bootloader
-already, as with BOOT held at power-up. Real boards are reset into it by DTR/RTS (the default, --reset).
+On a pty DTR/RTS do not work, so the tests there run with --no-reset: the board is taken to be in its bootloader
+already, as with BOOT held at power-up. The reset into the bootloader (the default, --reset) is exercised with a
+board behind an RFC 2217 server (tests/boards/esp_board.py), as `--port rfc2217://HOST:PORT` reaches a board
+plugged into another computer.
 """
 
 import hashlib
 import json
 import os
+import socket
+import zlib
 
 import pytest
 import serial
 from typer.testing import CliRunner
 
 from cli.main import app
+from tests.boards.esp_board import EspBoard, Rfc2217Server
 from tests.boards.esp_rom import FLASH_SIZE, EspRomPeer, app_image
+from tests.boards.esp_stub import esptool_stub
 
 runner = CliRunner()
 ROM_ONLY = ("--no-reset", "--no-stub")
 CHIP_IDS = {"esp32": 0, "esp32s2": 2, "esp32s3": 9, "esp32c3": 5, "esp32c6": 13}
-
-
-@pytest.fixture
-def rom(request):
-    with EspRomPeer(**getattr(request, "param", {})) as peer:
-        yield peer
-
-
-def flash(*options: str, env: dict | None = None):
-    return runner.invoke(app, ["device", "flash", *ROM_ONLY, *options], env=env)
-
-
-def image_file(tmp_path, chip: str, name: str = "firmware-v1.24.1.bin", size: int = 40_000):
-    path = tmp_path / name
-    path.write_bytes(app_image(CHIP_IDS[chip], size))
-    return path
-
-
-@pytest.mark.parametrize(
+CHIPS = pytest.mark.parametrize(
     ("rom", "chip", "offset"),
     [
         ({"chip": "esp32"}, "ESP32", 0x1000),
@@ -49,6 +37,35 @@ def image_file(tmp_path, chip: str, name: str = "firmware-v1.24.1.bin", size: in
     indirect=["rom"],
     ids=["esp32", "esp32s2", "esp32s3", "esp32c3", "esp32c6"],
 )
+STUB_WRITE = 0x4000  # the stub takes blocks of 16 kB
+NOT_IN_LOADER = (
+    "✗ The board at {port} does not answer like an ESP32 in its bootloader: serve its port with esp_rfc2217_server "
+    "(it resets the board into its bootloader), or hold its BOOT button while pressing RESET, and try again.\n"
+)
+
+
+@pytest.fixture
+def rom(request):
+    with EspRomPeer(**getattr(request, "param", {})) as peer:
+        yield peer
+
+
+def sensing_flash(*options: str, env: dict | None = None):
+    return runner.invoke(app, ["device", "flash", *options], env=env)
+
+
+def flash(*options: str, env: dict | None = None):
+    """With the chip's ROM loader only, the board in its bootloader already."""
+    return sensing_flash(*ROM_ONLY, *options, env=env)
+
+
+def image_file(tmp_path, chip: str, name: str = "firmware-v1.24.1.bin", size: int = 40_000):
+    path = tmp_path / name
+    path.write_bytes(app_image(CHIP_IDS[chip], size))
+    return path
+
+
+@CHIPS
 def test_the_image_lands_at_the_chips_offset_and_is_verified(rom, tmp_path, chip, offset):
     firmware = image_file(tmp_path, rom.chip)
     data = firmware.read_bytes()
@@ -61,8 +78,9 @@ def test_the_image_lands_at_the_chips_offset_and_is_verified(rom, tmp_path, chip
     end = offset + len(data)
     assert rom.flash[offset:end] == data
     assert rom.flash[:offset] + rom.flash[end:] == b"\xff" * (FLASH_SIZE - len(data))  # all else erased
-    assert rom.bauds == [460800] and rom.resets == 0
+    assert rom.bauds == [(460800, 0)] and rom.resets == 0
     assert rom.commands.count("SPI_FLASH_MD5") == 2  # write_flash's own check, then verify_flash
+    assert "MEM_BEGIN" not in rom.commands and rom.stub_commands == []
     assert "ERASE_FLASH" not in rom.commands  # a stub command: the ROM erases with FLASH_BEGIN
     assert rom.commands.count("FLASH_DATA") == -(-len(data) // 0x400)
 
@@ -78,16 +96,145 @@ def test_a_line_that_cannot_carry_the_fast_rate_falls_back_to_115200(rom, tmp_pa
         "  The line did not carry 921600 baud, so it was written at 115200.\n"
         f"✓ MicroPython 1.24.1 written to the ESP32-S3 on {rom.port} (verified).\n"
     )
-    assert rom.bauds == [921600] and rom.resets == 1
+    assert rom.bauds == [(921600, 0)] and rom.resets == 1
     assert rom.flash[: len(firmware.read_bytes())] == firmware.read_bytes()
 
 
+# ------------------------------------------------------------------------------------------- the stub (default)
+
+
+@CHIPS
+def test_the_stub_writes_the_image_compressed_and_checks_it(rom, tmp_path, chip, offset):
+    firmware = image_file(tmp_path, rom.chip)
+    data = firmware.read_bytes()
+    rom.flash[0x200000:0x200010] = b"old filesystem.."
+
+    result = sensing_flash("--no-reset", "--firmware", str(firmware), "--port", rom.port)
+
+    assert (result.exit_code, result.stderr) == (0, "")
+    assert result.stdout == f"✓ MicroPython 1.24.1 written to the {chip} on {rom.port} (verified).\n"
+    end = offset + len(data)
+    assert rom.flash[offset:end] == data
+    assert rom.flash[:offset] + rom.flash[end:] == b"\xff" * (FLASH_SIZE - len(data))  # all else erased
+    stub = esptool_stub(rom.chip)
+    assert rom.ram == {stub.text_start: stub.text, stub.data_start: stub.data}
+    assert rom.commands[rom.commands.index("MEM_END") + 1 :] == rom.stub_commands  # all but the upload
+    assert [name for name in rom.stub_commands if name not in ("READ_REG", "WRITE_REG", "SPI_SET_PARAMS")] == [
+        "CHANGE_BAUDRATE", "ERASE_FLASH", "FLASH_DEFL_BEGIN",
+        *["FLASH_DEFL_DATA"] * -(-len(zlib.compress(data, 9)) // STUB_WRITE),
+        "FLASH_DEFL_END", "SPI_FLASH_MD5", "SPI_FLASH_MD5",
+        "FLASH_BEGIN", "FLASH_END",  # --no-reset: leave the stub (esp-flasher-stub stays, it does not reboot)
+    ]  # fmt: skip
+    assert rom.bauds == [(460800, 115200)]  # the stub is told the rate it is leaving too
+
+
+@pytest.mark.parametrize("rom", [{"chip": "esp32s3", "max_baud": 115200}], indirect=True)
+def test_with_the_stub_too_a_line_that_cannot_carry_the_fast_rate_falls_back(rom, tmp_path):
+    firmware = image_file(tmp_path, "esp32s3")
+
+    result = sensing_flash("--no-reset", "--firmware", str(firmware), "--port", rom.port, "--baud", "921600")
+
+    assert (result.exit_code, result.stderr) == (0, "")
+    assert result.stdout == (
+        "  The line did not carry 921600 baud, so it was written at 115200.\n"
+        f"✓ MicroPython 1.24.1 written to the ESP32-S3 on {rom.port} (verified).\n"
+    )
+    assert rom.bauds == [(921600, 115200)] and rom.boots == ["download"]  # reset back into the ROM loader
+    assert rom.commands.count("MEM_END") == 2  # the reset took the stub away: it was loaded again
+    assert rom.flash[: len(firmware.read_bytes())] == firmware.read_bytes()
+
+
+@pytest.mark.parametrize("rom", [{"chip": "esp32s3", "noise": "MEM_DATA"}], indirect=True)
+def test_a_stub_damaged_on_the_way_is_refused_and_nothing_is_written(rom, tmp_path):
+    result = sensing_flash("--no-reset", "--firmware", str(image_file(tmp_path, "esp32s3")), "--port", rom.port)
+
+    assert (result.exit_code, result.stdout) == (1, "")
+    assert result.stderr == (
+        f"✗ The ESP32-S3 at {rom.port} did not start esptool's flasher stub: try again, or flash with --no-stub "
+        "(slower: the chip's ROM loader only).\n"
+    )
+    assert rom.stub_commands == [] and rom.flash == b"\xff" * FLASH_SIZE
+
+
+@pytest.mark.parametrize("rom", [{"chip": "esp32c6", "noise": "FLASH_DEFL_DATA"}], indirect=True)
+def test_a_compressed_block_damaged_on_the_way_is_sent_again(rom, tmp_path):
+    firmware = image_file(tmp_path, "esp32c6")
+    data = firmware.read_bytes()
+
+    result = sensing_flash("--no-reset", "--firmware", str(firmware), "--port", rom.port)
+
+    assert (result.exit_code, result.stderr) == (0, "")
+    assert rom.stub_commands.count("FLASH_DEFL_DATA") == -(-len(zlib.compress(data, 9)) // STUB_WRITE) + 1
+    assert rom.flash[: len(data)] == data
+
+
+# ------------------------------------------------------------------------------------------- the reset, remotely
+
+
+def test_the_defaults_reset_a_board_on_another_computer_into_its_bootloader(tmp_path):
+    firmware = image_file(tmp_path, "esp32s3")
+    data = firmware.read_bytes()
+    with EspBoard(chip="esp32s3") as board, Rfc2217Server(board) as server:  # as esp_rfc2217_server serves it
+        port = server.url  # rfc2217://127.0.0.1:N, without ?ign_set_control: the command adds it
+        result = sensing_flash("--firmware", str(firmware), "--port", port)
+
+    assert (result.exit_code, result.stderr) == (0, "")
+    assert result.stdout == f"✓ MicroPython 1.24.1 written to the ESP32-S3 on {port} (verified).\n"
+    assert board.flash[: len(data)] == data and board.flash[len(data) :] == b"\xff" * (FLASH_SIZE - len(data))
+    # Nobody held BOOT. The chip ran its firmware (the server's connection asserts DTR and RTS, one after the
+    # other, which resets it); the server reset it into its loader when the client opened the port, and again
+    # for esptool's reset sequence; esptool's hard reset at the end started the firmware.
+    assert board.boots == ["firmware", "download", "download", "firmware"]
+    assert {"ERASE_FLASH", "FLASH_DEFL_END"} <= set(board.stub_commands) and board.bauds == [(460800, 115200)]
+
+
+def test_a_plain_rfc2217_relay_cannot_reset_an_esp32_into_its_bootloader(tmp_path):
+    """esptool issue #383: relayed one change per round trip, the reset sequence lets EN rise with IO0 high."""
+    with EspBoard(chip="esp32s3") as board, Rfc2217Server(board, espressif=False) as server:
+        port = server.url
+        result = sensing_flash("--firmware", str(image_file(tmp_path, "esp32s3")), "--port", port)
+
+    assert (result.exit_code, result.stdout) == (1, "")
+    assert result.stderr == NOT_IN_LOADER.format(port=port)
+    assert board.boots == ["firmware"] * 5  # the connection's, then each of the command's four attempts
+    assert board.commands == []
+
+
+def test_without_reset_a_board_running_its_firmware_does_not_answer(tmp_path):
+    with EspBoard(chip="esp32s3") as board, Rfc2217Server(board, espressif=False) as server:
+        port = server.url
+        result = sensing_flash("--no-reset", "--firmware", str(image_file(tmp_path, "esp32s3")), "--port", port)
+
+    assert (result.exit_code, result.stdout) == (1, "")
+    assert result.stderr == NOT_IN_LOADER.format(port=port)
+    # Reset as the client came (the server asserts RTS before DTR) and as it left (it lets DTR go before RTS),
+    # into its firmware both times; nothing asked for the bootloader.
+    assert board.boots == ["firmware", "firmware"] and board.commands == []
+
+
+def test_nothing_answers_at_a_remote_port(tmp_path):
+    with socket.create_server(("127.0.0.1", 0)) as closed:
+        port = f"rfc2217://127.0.0.1:{closed.getsockname()[1]}"
+
+    result = sensing_flash("--firmware", str(image_file(tmp_path, "esp32")), "--port", port)
+
+    assert (result.exit_code, result.stdout) == (1, "")
+    assert result.stderr == (
+        f"✗ Nothing answers at {port}: start esp_rfc2217_server on the computer the board is plugged into, "
+        "and check the host name and port number.\n"
+    )
+
+
+# ------------------------------------------------------------------------------------------- failures
+
+
 @pytest.mark.parametrize("rom", [{"chip": "esp32c3", "stuck_bit_at": 0x4321}], indirect=True)
-def test_flash_that_does_not_hold_what_was_written(rom, tmp_path):
+@pytest.mark.parametrize("loader", [ROM_ONLY, ("--no-reset", "--stub")], ids=["rom", "stub"])
+def test_flash_that_does_not_hold_what_was_written(rom, tmp_path, loader):
     firmware = image_file(tmp_path, "esp32c3", size=60_000)
     assert firmware.read_bytes()[0x4321] & 1 == 0  # the byte needs the stuck bit cleared
 
-    result = flash("--firmware", str(firmware), "--port", rom.port)
+    result = sensing_flash(*loader, "--firmware", str(firmware), "--port", rom.port)
 
     assert (result.exit_code, result.stdout) == (1, "")
     assert result.stderr == (
