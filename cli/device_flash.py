@@ -1,6 +1,7 @@
 """`sensing device flash` puts MicroPython on a board; `sensing device fetch-firmware` fills the cache while online.
 
     sensing device flash --board ESP32_GENERIC_S3 --port /dev/ttyUSB0     # from the cache
+    sensing device flash --board ESP32_GENERIC --port rfc2217://lab-pc:4000  # plugged into another computer
     sensing device flash --firmware RPI_PICO_W-20241129-v1.24.1.uf2        # onto the Pico in BOOTSEL mode
     sensing device fetch-firmware --all
 
@@ -84,7 +85,7 @@ def flash(
         "--port",
         "-p",
         envvar="SENSING_PORT",
-        help="The board's serial port (ESP32; a Pico running MicroPython).",
+        help="The board's serial port (ESP32, or rfc2217://HOST:PORT on another computer; a Pico running MicroPython).",
     ),
     drive: Path = typer.Option(
         None, "--drive", help="Where the Pico's BOOTSEL drive is mounted, if not found by itself."

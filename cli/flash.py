@@ -193,6 +193,11 @@ def flash_esp(
     image_chip = esp_chip_of_image(data)
     if image_chip is None:
         raise FlashError(f"{name} is not an ESP32 firmware image: use the .bin file of MicroPython for your board.")
+    if port.startswith("socket://"):
+        raise FlashError(
+            f"{port} is a raw network port, which can neither reset the board nor change the line rate: serve "
+            "the board with esp_rfc2217_server and give its port as rfc2217://HOST:PORT."
+        )
     if not _remote(port) and not os.path.exists(port):
         raise FlashError(f"There is no board at {port}: check that it is plugged in and that the port is right.")
     before = "default-reset" if reset else "no-reset"

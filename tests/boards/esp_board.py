@@ -265,7 +265,6 @@ class Rfc2217Server:
     def __init__(self, board: EspBoard, espressif: bool = True):
         self.board = board
         self.espressif = espressif
-        self.clients = 0
         self._listener = socket.create_server(("127.0.0.1", 0))
         self._wake_read, self._wake_write = os.pipe()
         self._thread = threading.Thread(target=self._serve, name=f"RFC 2217 for {board.name}", daemon=True)
@@ -295,7 +294,6 @@ class Rfc2217Server:
                 return
             client, _ = self._listener.accept()
             with client:
-                self.clients += 1
                 if self._relay(client):
                     return
 

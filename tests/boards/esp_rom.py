@@ -137,7 +137,6 @@ class EspChip(FlasherStub):
         self.boots: list[str] = []  # how the chip came up at each restart: "download" (ROM loader) or "firmware"
         self.loader: str | None = "rom"  # who answers: "rom", "stub", or None (firmware, held in reset, crashed)
         self.baud = ROM_BAUD
-        self.ram: dict[int, bytearray] = {}  # what MEM_BEGIN/MEM_DATA loaded, by address
         self._spec = CHIPS[chip]
         self._noise = noise
         self._lock = threading.RLock()
@@ -155,7 +154,7 @@ class EspChip(FlasherStub):
             self._registers[MAGIC_REG] = self._spec["magic"]
         if self.chip == "esp32":
             self._registers.update([ESP32_RTC_CALI, ESP32_EFUSE_CK8M])
-        self.ram = {}
+        self.ram: dict[int, bytearray] = {}  # what MEM_BEGIN/MEM_DATA loaded, by address
         self._loading: dict | None = None  # the MEM_BEGIN in progress
         self._writing: dict | None = None  # the FLASH_BEGIN in progress
         self._deferred: str | None = None  # the stub's error to tell at the next command
@@ -393,6 +392,7 @@ class EspChip(FlasherStub):
         if entry == stub.entry and self.ram.get(stub.text_start) == stub.text and \
                 self.ram.get(stub.data_start) == stub.data:  # fmt: skip
             self.loader = "stub"
+            self._writing = None  # the stub keeps its own state, not the ROM's
             self._send_raw(slip(b"OHAI"))  # the stub's greeting, the one frame nobody asked for
         else:
             self.loader = None  # running something that is not the stub: the peer cannot, so it is silent

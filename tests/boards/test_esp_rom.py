@@ -9,12 +9,12 @@ import time
 
 import esptool
 import pytest
-from esp_pylib.serial_reset import classic_bootloader_reset, hard_reset
+from esp_pylib.serial_reset import hard_reset, unix_tight_bootloader_reset
 from esptool.cmds import detect_chip
 from esptool.loader import StubFlasher
 from esptool.util import FatalError
 
-from tests.boards.esp_board import EN_RISE, EspBoard, Rfc2217Server
+from tests.boards.esp_board import EN_RISE, EspBoard, Rfc2217Server, modem_control_of
 from tests.boards.esp_rom import EspRomPeer, app_image
 from tests.boards.esp_stub import esptool_stub
 
@@ -137,9 +137,9 @@ def test_a_stub_loaded_elsewhere_does_not_start():
 # ------------------------------------------------------------------------------------------- reset
 
 
-def test_the_classic_reset_sequence_starts_the_rom_loader_and_a_hard_reset_the_firmware():
-    with EspBoard(chip="esp32") as board:
-        classic_bootloader_reset(board)  # DTR and RTS one after the other, as esptool does on Windows
+def test_esptools_reset_sequence_starts_the_rom_loader_and_a_hard_reset_the_firmware():
+    with EspBoard(chip="esp32") as board, modem_control_of(board):
+        unix_tight_bootloader_reset(board)  # DTR and RTS set together, as esptool does on Linux and macOS
         time.sleep(2 * EN_RISE)
         in_loader = board.loader
         hard_reset(board)
@@ -163,6 +163,18 @@ def test_a_reset_sequence_slower_than_the_reset_circuit_boots_the_firmware():
         board.dtr = False
 
     assert board.boots == ["firmware"]
+
+
+def test_holding_boot_while_resetting_starts_the_rom_loader():
+    with EspBoard(chip="esp32c3") as board:
+        board.boot_button = True
+        hard_reset(board)  # EN pulsed, as the RESET button would
+        time.sleep(2 * EN_RISE)
+        board.boot_button = False
+        hard_reset(board)
+        time.sleep(2 * EN_RISE)
+
+    assert board.boots == ["download", "firmware"]
 
 
 def test_through_a_plain_rfc2217_relay_esptool_finds_the_firmware_booted():

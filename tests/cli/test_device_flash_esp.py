@@ -225,6 +225,16 @@ def test_nothing_answers_at_a_remote_port(tmp_path):
     )
 
 
+def test_a_raw_network_port_is_refused(tmp_path):
+    result = sensing_flash("--firmware", str(image_file(tmp_path, "esp32")), "--port", "socket://lab-pc:4000")
+
+    assert (result.exit_code, result.stdout) == (1, "")
+    assert result.stderr == (
+        "✗ socket://lab-pc:4000 is a raw network port, which can neither reset the board nor change the line "
+        "rate: serve the board with esp_rfc2217_server and give its port as rfc2217://HOST:PORT.\n"
+    )
+
+
 # ------------------------------------------------------------------------------------------- failures
 
 
