@@ -66,7 +66,8 @@ def topic(config, kind):
 def batch(buf, clock, most, budget, write=None, sent=0):
     """One message of the buffered records, oldest first, read from flash one at a time (buf.scan), never
     all in the heap. Without `write`: (records to send, the message's size, records dealt with, of which
-    dropped because their boot never got the time), at most `most` records and `budget` bytes (but always
+    dropped because their boot never got the time, the record when the message is one record as it is on
+    flash: a memoryview of buf.scratch, else None), at most `most` records and `budget` bytes (but always
     one). With `write`, for the `most` records dealt with and `sent` to send: writes the message (one record,
     or several as the codec's JSON list) through write(); returns its size.
 
@@ -75,9 +76,11 @@ def batch(buf, clock, most, budget, write=None, sent=0):
     encode_json gives the timed record, without decoding and encoding it again. A record of this boot that
     has no time yet waits, and the records behind it with it."""
     count = size = done = untimed = 0
-    records = buf.scan(most)
+    only = None
+    records = buf.scan(most, check=write is None)
     try:
         for record in records:
+            only = None  # the scratch holds another record now
             data = buf.scratch
             n = len(record)
             at = data.find(b'"t": null', 0, n)
@@ -107,6 +110,7 @@ def batch(buf, clock, most, budget, write=None, sent=0):
                     write(t)
                     write(record[at + 9:place])
                     write(b"}")
+            only = record if at < 0 and not count else None
             count += 1
             done += 1
             size += length
@@ -115,7 +119,7 @@ def batch(buf, clock, most, budget, write=None, sent=0):
     if count > 1:
         size += 2 * count  # the brackets and the separators of a list
     if write is None:
-        return count, size, done, untimed
+        return count, size, done, untimed, only if count == 1 else None
     if sent > 1:
         write(b"]")
     return size
@@ -172,12 +176,17 @@ class Uplink:
     def send(self, buf, clock):
         """Publish the oldest batch of buffered records, streamed from flash: it leaves the buffer only after
         its PUBACK. The loop calls again, after a collection, while more wait (Device.send). Returns how
-        many were dropped for want of a time."""
+        many were dropped for want of a time, or -1 when it connected and sent nothing yet (the connection's
+        garbage is collected before the first batch)."""
         if self.client is None:
             self.connect()
+            if len(buf):
+                return -1  # connected: the batch goes after a collection (Device.send)
         c = self.config
-        count, size, done, untimed = batch(buf, clock, c["batch"], c["batch_bytes"])
-        if count:
+        count, size, done, untimed, only = batch(buf, clock, c["batch"], c["batch_bytes"])
+        if only is not None:  # one record as it is on flash: sent from the buffer's scratch
+            self.client.publish(self.up, only, qos=1)
+        elif count:
             def write(out):
                 if batch(buf, clock, done, 0, out, count) != size:  # the same records gave another size
                     raise OSError("a batch changed while it was sent")
@@ -367,6 +376,8 @@ class Device:
             lost = self.uplink.send(self.buf, self.clock)
             self.backoff.reset()
             self.status.network = True
+            if lost < 0:
+                return True  # connected; the readings go after a collection
         except OSError as e:  # mqtt.MQTTError and lora_uplink.UplinkError are OSErrors
             self.uplink.close()
             self.status.network = False

@@ -36,6 +36,7 @@
 
 import binascii
 import os
+import struct
 import sys
 
 SEGMENT = 4096  # one flash erase block on ESP32 and rp2
@@ -134,6 +135,7 @@ class Buffer:
         self._ptr_tmp = self._ptr + ".tmp"
         self._header = bytearray(HEADER_SIZE)
         self._length = memoryview(self._header)[1:3]  # the header's length field, which its CRC covers
+        self._crc = bytearray(4)  # a CRC computed, to compare with the header's bytes
         self.scratch = bytearray(0)  # the payload last read; replaced by a larger one when one does not fit
         self._view = memoryview(self.scratch)
         self._peeked = 0      # records in the last peek; where each ends is in the two lists below
@@ -199,20 +201,24 @@ class Buffer:
         length = (h[1] << 8) | h[2]
         return length if HEADER_SIZE + length <= self.segment else -1
 
-    def _read_payload(self, f, length):
+    def _read_payload(self, f, length, check=True):
         """Read the payload after the header just read into self.scratch: a memoryview of it, or None when
-        it is short or fails its CRC. (The CRC is compared by halves: 32 bits make no small int on a 32-bit
-        board.)"""
+        it is short or fails its CRC (`check`: a record read again right after it was checked is not)."""
         if length > len(self.scratch):
             self.scratch = bytearray((length + 63) & ~63)
             self._view = memoryview(self.scratch)
         view = self._view[:length]
-        got = f.readinto(view) if length else 0
-        h = self._header
-        crc = binascii.crc32(view, binascii.crc32(self._length))
-        if got == length and crc >> 16 == (h[3] << 8) | h[4] and crc & 0xFFFF == (h[5] << 8) | h[6]:
-            return view
-        return None
+        if (f.readinto(view) if length else 0) != length:
+            return None
+        if check:
+            # Compared as bytes: 32 bits make no small int on a 32-bit board, and each operation on a
+            # large int allocates.
+            c = self._crc
+            struct.pack_into(">I", c, 0, binascii.crc32(view, binascii.crc32(self._length)))
+            h = self._header
+            if c[0] != h[3] or c[1] != h[4] or c[2] != h[5] or c[3] != h[6]:
+                return None
+        return view
 
     def _scan(self, seg, start):
         """(intact records from `start`, where they end, the file's size)."""
@@ -249,11 +255,7 @@ class Buffer:
         h[0] = MAGIC
         h[1] = n >> 8
         h[2] = n & 0xFF
-        crc = binascii.crc32(payload, binascii.crc32(self._length))
-        h[3] = crc >> 24
-        h[4] = (crc >> 16) & 0xFF
-        h[5] = (crc >> 8) & 0xFF
-        h[6] = crc & 0xFF
+        struct.pack_into(">I", h, 3, binascii.crc32(payload, binascii.crc32(self._length)))
         # Two writes, so the record is never copied whole; cut between them, the header's CRC fails.
         f = self.files.open(self._path(seg), "ab")
         try:
@@ -287,11 +289,12 @@ class Buffer:
             out.append(bytes(record))
         return out
 
-    def scan(self, max_records, max_bytes=0x3FFFFFFF):
+    def scan(self, max_records, max_bytes=0x3FFFFFFF, check=True):
         """Read the oldest records one at a time into self.scratch, up to `max_records` and `max_bytes` of
         payload in all (but always one if any is held), yielding each as a memoryview of self.scratch,
         good until the next. They stay held until ack(). A caller that stops early calls close() on the
-        generator, which closes the file."""
+        generator, which closes the file. `check` False: the CRCs are not checked again (the records were,
+        a moment ago)."""
         self._peeked = 0
         total = 0
         for seg in self.segments:
@@ -308,7 +311,7 @@ class Buffer:
                         break
                     if self._peeked >= max_records or (self._peeked and total + length > max_bytes):
                         return
-                    record = self._read_payload(f, length)
+                    record = self._read_payload(f, length, check)
                     if record is None:
                         break
                     pos += HEADER_SIZE + length

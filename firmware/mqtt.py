@@ -8,8 +8,8 @@
 #   c.publish("sensing/v1/dev-1/up", write_batch, qos=1, size=n)  # n bytes, written by write_batch(write)
 #   c.disconnect()
 #
-# Over TLS, the broker's certificate is checked against one CA certificate and the broker's name (the TLS
-# code is in mqtt_tls.py, loaded for the handshake and let go after it):
+# Over TLS, the broker's certificate is checked against one CA certificate and the broker's name. Opening
+# the connection (mqtt_connect.py) and the TLS handshake (mqtt_tls.py) are loaded for it and let go after:
 #
 #   c = MQTTClient("dev-1", "broker.example.org", 8883, ..., ca="/broker-ca.der")
 #
@@ -19,8 +19,12 @@
 # small payload copied after it (one TCP segment: no wait for Nagle), a large one written from its own bytes,
 # or streamed by the caller (a batch of readings read from flash record by record), never joined.
 
-import sys
 import time
+
+try:
+    from .buffer import load, release
+except ImportError:  # copied flat onto a board
+    from buffer import load, release
 
 # CONNACK return codes 1 to 5.
 REFUSED = ("the broker does not accept MQTT 3.1.1", "the broker rejected the client id", "the broker is unavailable",
@@ -83,80 +87,17 @@ class MQTTClient:
     # --- connection ---------------------------------------------------------------------------------
     def connect(self, sock=None):
         """Open the connection (with `sock` if given, already connected), over TLS when given a CA,
-        and wait for CONNACK. Returns True when the broker resumed a stored session."""
-        if sock is None:
-            sock = self._open_socket()
-        self.sock = self.timed = sock
+        and wait for CONNACK. Returns True when the broker resumed a stored session. (The work is
+        mqtt_connect.py's: loaded for it, and let go afterwards.)"""
+        opening = load("mqtt_connect")
         try:
-            sock.settimeout(self.timeout)
-            if self.ca is not None:
-                self.sock = self._handshake(sock)
-                if hasattr(self.sock, "settimeout"):  # CPython's TLS socket replaces the one it wraps
-                    self.timed = self.sock
-            self._send(0x10, self._connect_body())
-            try:
-                kind, body = self._read_packet()
-            except MQTTTimeout:
-                raise
-            except MQTTError as e:
-                if self.ca is not None:
-                    raise
-                # What a TLS listener does to a plain CONNECT: hang up.
-                why = str(e).split(": ", 1)
-                raise MQTTError("the broker closed the connection without answering CONNECT%s: if %d is a TLS "
-                                "port, set broker_tls" % (" (%s)" % why[1] if len(why) > 1 else "", self.port))
-            if kind != 0x20 or len(body) != 2:
-                raise MQTTError("the broker answered CONNECT with packet type %d, not CONNACK" % (kind >> 4))
-            if body[1] != 0:
-                raise MQTTRefused(body[1])
-            return bool(body[0] & 1)
-        except Exception:
-            self.close()
-            raise
-
-    def _handshake(self, sock):
-        # The TLS code is loaded for the handshake only: the heap does not keep it between connections.
-        try:
-            from . import mqtt_tls
-        except ImportError:  # copied flat onto a board
-            import mqtt_tls
-        try:
-            return mqtt_tls.handshake(sock, self.host, self.port, self.ca)
+            return opening.connect(self, sock)
         finally:
-            if sys.implementation.name == "micropython":
-                sys.modules.pop(mqtt_tls.__name__, None)
-                if "." in mqtt_tls.__name__:
-                    delattr(sys.modules[__name__[:__name__.rfind(".")]], "mqtt_tls")
+            release(opening)
 
     def _open_socket(self):
-        import socket
-        try:
-            addr = socket.getaddrinfo(self.host, self.port, 0, socket.SOCK_STREAM)[0][-1]
-        except OSError as e:
-            raise MQTTError("cannot resolve the broker address %s: %s" % (self.host, e))
-        sock = socket.socket()
-        sock.settimeout(self.timeout)
-        try:
-            sock.connect(addr)
-        except OSError as e:
-            sock.close()
-            raise MQTTError("cannot reach the broker at %s:%d: %s" % (self.host, self.port, e))
-        return sock
-
-    def _connect_body(self):
-        flags = 0x02 if self.clean_session else 0
-        payload = _utf8(self.client_id)
-        if self.will:
-            topic, message, retain, qos = self.will
-            flags |= 0x04 | (qos << 3) | (0x20 if retain else 0)
-            payload += _utf8(topic) + _utf8(message)
-        if self.user is not None:
-            flags |= 0x80
-            payload += _utf8(self.user)
-            if self.password is not None:
-                flags |= 0x40
-                payload += _utf8(self.password)
-        return b"\x00\x04MQTT\x04" + bytes((flags, self.keepalive >> 8, self.keepalive & 0xFF)) + payload
+        """A socket connected to the broker (a test or the bench puts its own in its place)."""
+        return load("mqtt_connect").open_socket(self)
 
     def disconnect(self):
         if self.sock is not None:

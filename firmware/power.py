@@ -30,53 +30,34 @@ def watchdog(machine, timeout_ms):
     return machine.WDT(timeout=timeout_ms)
 
 
-class RtcStore:
-    """A small JSON state in ESP32's RTC memory: it survives deep sleep, not a power cut."""
+class SleepState:
+    """A small JSON state that outlives a deep sleep: in ESP32's RTC memory (`rtc`; it survives deep sleep,
+    not a power cut), or in the file at `path` for boards without RTC memory (rp2)."""
 
-    def __init__(self, rtc):
+    def __init__(self, rtc=None, path=None, files=None):
         self.rtc = rtc
-
-    def load(self):
-        try:
-            return json.loads(self.rtc.memory()) or {}
-        except (ValueError, TypeError):
-            return {}
-
-    def save(self, state):
-        self.rtc.memory(json.dumps(state).encode())
-
-
-class FileStore:
-    """The same state in a file, for boards without RTC memory (rp2)."""
-
-    def __init__(self, path, files=None):
         self.path = path
         self.files = files or Files()
 
     def load(self):
-        data = read_atomic(self.files, self.path)
         try:
-            return json.loads(data) or {}
+            return json.loads(self.rtc.memory() if self.rtc else read_atomic(self.files, self.path)) or {}
         except (ValueError, TypeError):
             return {}
 
     def save(self, state):
-        write_atomic(self.files, self.path, json.dumps(state).encode())
-
-    def clear(self):
-        try:
-            self.files.remove(self.path)
-        except OSError:
-            pass
+        data = json.dumps(state).encode()
+        if self.rtc:
+            self.rtc.memory(data)
+        else:
+            write_atomic(self.files, self.path, data)
 
 
 def state_store(machine, state_dir, files=None):
-    rtc = None
-    if machine is not None and hasattr(machine, "RTC"):
-        rtc = machine.RTC()
+    rtc = machine.RTC() if machine is not None and hasattr(machine, "RTC") else None
     if rtc is not None and hasattr(rtc, "memory"):
-        return RtcStore(rtc)
-    return FileStore(join(state_dir, "sleep.json"), files)
+        return SleepState(rtc)
+    return SleepState(None, join(state_dir, "sleep.json"), files)
 
 
 class Power:

@@ -18,7 +18,7 @@ from cli.simulator.chips.particulate import SDS011Chip
 from cli.simulator.chips.sensirion import SHT4xChip
 from firmware import app
 from firmware.board import Hardware
-from firmware.start import safe_mode
+from firmware.safemode import safe_mode
 from tests.firmware.modems.rak3172 import Rak3172Emulator
 from tests.firmware.modems.uart import FakeUart, VirtualClock
 from tests.firmware.modems.wio_e5 import WioE5Emulator
