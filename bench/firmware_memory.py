@@ -131,6 +131,7 @@ class Broker:
         self.kind = -1
         h = self.head
         if kind == 0x10:
+            stats[CONNECTS] += 1
             self.answer(0x20, 0, 0)
         elif kind == 0x82:
             self.answer(0x90, h[0], h[1], 1)  # granted QoS 1
@@ -183,16 +184,18 @@ def client(*args, **options):
     return c
 
 
-# Counters, made in advance so that the bench does not grow: the cycle; the peaks of the start, the first
-# cycle, a normal cycle (one reading, one message) and a step that sends a batch of a backlog; the largest
-# live heap; messages, batches, and the firmware's collections in all; up messages and batches this step;
-# the heap in use before the firmware's collections this step; steps; the cycle whose live heap was
-# looked at last; then the live heap after the cycles in MARKS.
+# Counters, made in advance so that the bench does not grow: the cycle; the peaks of the start's steps, of
+# the steps up to the first message sent (the first connection), of the other steps but those below
+# (a reading taken, one message sent, or the broker down), of the steps that send a batch of a backlog;
+# the largest live heap; messages, batches, and the firmware's collections in all; up messages and batches
+# this step; the heap in use before the firmware's collections this step; steps; the cycle whose live heap
+# was looked at last; connections this step; the peak of the steps that connect again after an outage;
+# then the live heap after the cycles in MARKS.
 # The first backlog is sent at cycle 361, so cycle 1001 comes after two; the last cycle is the drain's.
 (CYCLE, START, FIRST, NORMAL, BACKLOG, LIVE, MESSAGES, BATCHES, COLLECTS, UPS, BATCHED, BEFORE, STEPS,
- MARKED) = range(14)
+ MARKED, CONNECTS, RECONNECT) = range(16)
 MARKS = (0, 100, 1000, CYCLES // 2, CYCLES - 2)
-stats = [0] * (14 + len(MARKS))
+stats = [0] * (16 + len(MARKS))
 finished = False
 
 
@@ -220,17 +223,17 @@ def sleep(seconds):
 
 
 def step():
-    # One step of the firmware's loop, from one collection point to the next: its start, then each cycle
-    # (a cycle that sends a backlog is a step per batch). The heap was collected since the last step.
+    # One step of the firmware's loop, from one collection point to the next: its start (two steps), then
+    # each cycle (a cycle that sends a backlog is a step per batch). The heap was collected since the last.
     global finished, left
     if MEASURE:
         live = gc.mem_alloc()
         stats[LIVE] = max(stats[LIVE], live)
-        if stats[STEPS] >= 2 and stats[CYCLE] != stats[MARKED]:  # the first step since cycle stats[CYCLE] - 1
+        if stats[STEPS] >= 3 and stats[CYCLE] != stats[MARKED]:  # the first step since cycle stats[CYCLE] - 1
             stats[MARKED] = stats[CYCLE]
             for i in range(len(MARKS)):
                 if MARKS[i] == stats[CYCLE] - 1:
-                    stats[14 + i] = live
+                    stats[16 + i] = live
     else:
         grown()
     try:
@@ -239,10 +242,10 @@ def step():
         finished = True
     if MEASURE:
         peak = max(stats[BEFORE], gc.mem_alloc())
-        kind = START if stats[STEPS] == 0 else FIRST if stats[STEPS] == 1 else BACKLOG if stats[BATCHED] else (
-            NORMAL if stats[UPS] == 1 else -1)
-        if kind >= 0:
-            stats[kind] = max(stats[kind], peak)
+        kind = START if stats[STEPS] < 2 else FIRST if stats[MESSAGES] == stats[UPS] else (
+            BACKLOG if stats[BATCHED] else RECONNECT if stats[CONNECTS] else NORMAL)
+        stats[kind] = max(stats[kind], peak)
+    stats[CONNECTS] = 0
     stats[BEFORE] = 0
     stats[UPS] = 0
     stats[BATCHED] = 0
@@ -278,10 +281,11 @@ def report():
     if not MEASURE:
         grown()
     print(json.dumps({"base": base, "code": code, "started": started, "start": stats[START],
-                      "first": stats[FIRST], "normal": stats[NORMAL], "backlog": stats[BACKLOG],
+                      "first": stats[FIRST], "reconnect": stats[RECONNECT], "normal": stats[NORMAL],
+                      "backlog": stats[BACKLOG],
                       "live": stats[LIVE], "messages": stats[MESSAGES], "batches": stats[BATCHES], "left": left,
                       "collects": stats[COLLECTS],
-                      "marks": [[MARKS[i] + 1, stats[14 + i]] for i in range(len(MARKS))]}))
+                      "marks": [[MARKS[i] + 1, stats[16 + i]] for i in range(len(MARKS))]}))
 """
 
 
@@ -530,6 +534,7 @@ def report(name: str, s: dict, heap: tuple[int, int, int] | None, limit_cycles: 
     print(f"    peak, first cycle (connect)        {kb(s['first'])}")
     print(f"    peak per cycle, normal             {kb(s['normal'])}")
     print(f"    peak per cycle, backlog send       {kb(s['backlog'])}")
+    print(f"    peak, reconnecting after an outage {kb(s['reconnect'])}")
     print("    live heap after cycle              " + ", ".join(f"{c:,}: {v:,} B" for c, v in s["marks"]))
     print(f"    growth, cycle 1,001 to {last_cycle:<6,}      {last - settled:>+7,} B")
     if heap is None:

@@ -247,14 +247,19 @@ def run(config, sensor=None, clock=None, sleep=time.sleep, log=print, client_fac
 
 def cycles(config, sensor=None, clock=None, sleep=time.sleep, log=print, client_factory=None, files=None,
            hardware=None, config_file=None, wdt=None):
-    """run(), one cycle at a time: yields between cycles (the readings in the buffer), once the garbage of
-    the last one is collected, so a cycle's peak is the live heap and what one cycle allocates. A host that
-    collects only between calls (MicroPython's webassembly port, in the memory bench) drives it with next()."""
-    start = load("start")  # the start's work, let go before the first cycle (board.py with it)
-    device, seqs, sensors = start.device(config, sensor, clock, sleep, log, client_factory, files, hardware,
-                                         config_file, wdt)
+    """run(), one step at a time: yields at each point where it collected the garbage (-1 in the start, then
+    the readings in the buffer): before each cycle, between its reading and its sending, after connecting
+    and between the batches of a backlog, so a step's peak
+    is the live heap and what one step allocates. A host that collects only between calls (MicroPython's
+    webassembly port, in the memory bench) drives it with next()."""
+    start = load("start")  # the start's work (start.py, board.py), let go before the first cycle
+    part = start.board_part(config, sensor, hardware, wdt)
+    sensor = hardware = wdt = None  # nothing of board.py's held in this frame
+    gc.collect()
+    yield -1  # board.py is gone
+    device, seqs, sensors = start.device(config, part, clock, sleep, log, client_factory, files, config_file)
     release(start)
-    start = sensor = clock = hardware = files = wdt = None  # nothing of the start's held in this frame
+    start = part = clock = files = None
     buf = device.buf
     pw = device.power
     count = config["cycles"]
@@ -266,6 +271,8 @@ def cycles(config, sensor=None, clock=None, sleep=time.sleep, log=print, client_
             pw.feed()
             device.measure(seqs, sensors)
             cycle += 1
+            gc.collect()  # the reading is on flash: its garbage goes before the sending
+            yield len(buf)
             while device.work():  # a batch went and more wait: collect its garbage before the next
                 gc.collect()
                 yield len(buf)

@@ -1,9 +1,10 @@
 # What the firmware does once per start, in a module loaded for it and let go afterwards (buffer.load and
-# release), so that none of it stays in the heap while the loop runs; board.py, which only this module uses,
-# is let go with it. MicroPython common subset.
+# release), so that none of it stays in the heap while the loop runs; board.py, which only this module (and
+# safe mode) uses, is let go too. MicroPython common subset.
 #
-#   main.py:      prepare()   the config, waiting in safe mode for settings that fix an invalid one; WiFi
-#   app.cycles:   device()    the loop's objects, made from the config and what the board has
+#   main.py:      prepare()      the config, waiting in safe mode for settings that fix an invalid one; WiFi
+#   app.cycles:   board_part()   what the board has (LED, watchdog, sensors, modem UART); board.py goes after
+#                 device()       the loop's objects, made from the config and those, after a collection
 #
 # A config that cannot be used does not crash the board: it waits in safe mode (safemode.py, loaded only
 # then) for settings that fix it.
@@ -15,14 +16,13 @@ import sys
 import time
 
 try:
-    from . import app, board, power
+    from . import app, power
     from .buffer import SEGMENT, Buffer, Files, join, load, release
     from .clock import board_rtc
     from .seq import SeqCounter
     from .status import Led, Status
 except ImportError:  # copied flat onto a board
     import app
-    import board
     import power
     from buffer import SEGMENT, Buffer, Files, join, load, release
     from clock import board_rtc
@@ -36,6 +36,7 @@ DEFAULT_CONFIG = "/config.json"
 def prepare(hardware=None):
     """The config, checked, and WiFi joined: (config, its path); None when safe mode stopped waiting (only on
     a laptop)."""
+    board = load("board")
     hardware = hardware or board.on_this_port()
     path = config_path()
     while True:
@@ -92,11 +93,10 @@ def join_wifi(config, wait_s=30):
 
 
 # --- app.cycles' start ---------------------------------------------------------------------------------
-def device(config, sensor=None, clock=None, sleep=time.sleep, log=print, client_factory=None, files=None,
-           hardware=None, config_file=None, wdt=None):
-    """(app.Device with its uplink, the seq counter, the sensors) for app.cycles; see app.run."""
-    state = config["state_dir"]
-    files = files or Files()
+def board_part(config, sensor=None, hardware=None, wdt=None):
+    """The first part of app.cycles' start, the one that needs board.py (let go after it): what the board
+    has. (status, LED, watchdog, sensors, the machine module, the LoRaWAN modem's (UART, clock) or None)."""
+    board = load("board")
     hardware = hardware or board.on_this_port()
     status = Status()
     board_map = {}
@@ -107,8 +107,23 @@ def device(config, sensor=None, clock=None, sleep=time.sleep, log=print, client_
             status.boot_faults.append({"sensor": "board", "fault": "absent", "message": str(e)})
     led = Led(board.led_pin(hardware, board_map), config["led"])
     wdt = wdt or power.watchdog(hardware.machine, config["watchdog_ms"])
-    pw = power.Power(config["sleep"], hardware.machine, led, wdt, config["watchdog_ms"], sleep,
-                     power.state_store(hardware.machine, state, files))
+    sensors = sensor or find_sensors(config, hardware, board_map, status.boot_faults, board)
+    modem = None
+    if config["transport"] == "lorawan":
+        modem = (board.modem_uart(config, hardware, board_map), hardware.modem_clock)
+    release(board)
+    return status, led, wdt, sensors, hardware.machine, modem
+
+
+def device(config, part, clock=None, sleep=time.sleep, log=print, client_factory=None, files=None,
+           config_file=None):
+    """The second part: (app.Device with its uplink, the seq counter, the sensors) for app.cycles, from
+    what board_part() found; see app.run."""
+    status, led, wdt, sensors, machine, modem = part
+    state = config["state_dir"]
+    files = files or Files()
+    pw = power.Power(config["sleep"], machine, led, wdt, config["watchdog_ms"], sleep,
+                     power.state_store(machine, state, files))
     woke = pw.woke()
     seqs = SeqCounter(join(state, "seq"), files=files)
     if woke.get("limit") == seqs.limit and 0 <= woke.get("seq", -1) <= seqs.limit:
@@ -116,21 +131,19 @@ def device(config, sensor=None, clock=None, sleep=time.sleep, log=print, client_
     buf = Buffer(state, config["buffer_bytes"], SEGMENT, files)
     status.buf = buf
     adopt_queue(state, buf, files)
-    clock = clock or app.make_clock(config, state, files, rtc=board_rtc(hardware.machine))
-    sensors = sensor or find_sensors(config, hardware, board_map, status.boot_faults)
+    clock = clock or app.make_clock(config, state, files, rtc=board_rtc(machine))
     pw.feed()
     dev = app.Device(config, buf, clock, None, log, status, led, pw, config_file, files)
     dev.note_faults(status.boot_faults)
     try:
-        dev.uplink = make_uplink(config, status, hardware, board_map, pw, log, client_factory)
+        dev.uplink = make_uplink(config, status, modem, pw, log, client_factory)
     except BaseException:
         seqs.close()
         raise
-    release(board)
     return dev, seqs, sensors
 
 
-def find_sensors(config, hardware, board_map, faults):
+def find_sensors(config, hardware, board_map, faults, board):
     """board.find_sensors, read through objects of the sensor modules, not board.py's, so board.py goes
     once the start is done: the emulated sensor (its read() gives the values), or registry.Sensors."""
     if config["sensors"] == "emulated" or not hardware.has_buses():
@@ -157,7 +170,7 @@ def adopt_queue(state, buf, files):
     files.remove(path)
 
 
-def make_uplink(config, status, hardware, board_map, pw, log, client_factory=None):
+def make_uplink(config, status, modem, pw, log, client_factory=None):
     if config["transport"] != "lorawan":
         return app.Uplink(config, status, client_factory)
     try:
@@ -166,6 +179,6 @@ def make_uplink(config, status, hardware, board_map, pw, log, client_factory=Non
     except ImportError:
         import lorawan
         from lora_uplink import FedClock, LoraUplink
-    clock = FedClock(hardware.modem_clock or lorawan.modem.Clock(), pw.feed)
-    radio = lorawan.make(config["lora_modem"], board.modem_uart(config, hardware, board_map), clock)
+    clock = FedClock(modem[1] or lorawan.modem.Clock(), pw.feed)
+    radio = lorawan.make(config["lora_modem"], modem[0], clock)
     return LoraUplink(config, radio, log)
