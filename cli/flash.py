@@ -304,8 +304,19 @@ def into_bootsel(port: str) -> None:
         raise FlashError(str(e)) from None
 
 
+def _new_drive(before: set[Path]) -> Drive | None:
+    """The one drive that was not there `before`: the board just sent to BOOTSEL, not another waiting there."""
+    drives = [d for d in bootsel_drives() if d.path not in before]
+    if len(drives) > 1:
+        listed = ", ".join(str(d.path) for d in drives)
+        raise FlashError(f"Several boards are in BOOTSEL mode ({listed}): say which with --drive.")
+    return drives[0] if drives else None
+
+
 def find_drive(drive: Path | None, port: str | None, progress: Progress) -> Drive:
-    found = _one_drive(drive)
+    """The drive given, else the one drive there, else (with `port`) the drive of the board at `port`, sent to
+    BOOTSEL: then a drive already there is another board's, and not taken."""
+    found = _one_drive(drive) if drive is not None or port is None else None
     if found is not None:
         return found
     if drive is not None and port is None and drive.exists():
@@ -315,11 +326,12 @@ def find_drive(drive: Path | None, port: str | None, progress: Progress) -> Driv
             "No Pico in BOOTSEL mode was found: hold its BOOTSEL button while plugging it in, "
             "or give --port if it runs MicroPython already."
         )
+    before = {d.path for d in bootsel_drives()}
     progress(f"Restarting the board at {port} into BOOTSEL", None, 0)
     into_bootsel(port)
     deadline = time.monotonic() + DRIVE_WAIT
     while time.monotonic() < deadline:
-        found = _one_drive(drive)
+        found = _one_drive(drive) if drive is not None else _new_drive(before)
         if found is not None:
             return found
         time.sleep(0.1)

@@ -34,14 +34,26 @@ def _boot():
             setattr(copy, name, extra[name])
         return copy
 
+    implementation = sys.implementation
+    if settings["version"]:  # the MicroPython the simulated board has installed, as it says
+        implementation = like(sys.implementation, version=tuple(settings["version"]) + ("",))
+
     class Uname:
         sysname = nodename = settings["platform"]
-        release = ".".join(str(n) for n in sys.implementation.version[:3])
+        release = ".".join(str(n) for n in implementation.version[:3])
         version = "v" + release + " (simulated)"
         machine = settings["machine"]
 
     def reset():
         sys.exit(settings["reset_status"])
+
+    def bootloader():  # the simulator takes the board into BOOTSEL when MicroPython ends with this status
+        sys.exit(settings["bootloader_status"])
+
+    def unique_id():
+        import binascii
+
+        return binascii.unhexlify(settings["unique_id"])
 
     def soft_reset():
         sys.exit(0)
@@ -66,9 +78,12 @@ def _boot():
             path = cwd.rstrip("/") + "/" + path
         return path.lstrip("/")
 
-    sys.modules["sys"] = like(sys, platform=settings["platform"])
+    machine_extra = {"reset": reset, "soft_reset": soft_reset, "unique_id": unique_id}
+    if settings["bootloader_status"] is not None:
+        machine_extra["bootloader"] = bootloader
+    sys.modules["sys"] = like(sys, platform=settings["platform"], implementation=implementation)
     sys.modules["os"] = like(os, uname=lambda: Uname, ilistdir=ilistdir, rename=rename)
-    sys.modules["machine"] = like(machine, reset=reset, soft_reset=soft_reset)
+    sys.modules["machine"] = like(machine, **machine_extra)
 
     def run(path):
         try:

@@ -5,6 +5,12 @@
     board.root      # the board's filesystem: /main.py on the board is board.root / "main.py"
     board.stop()
 
+A Pico's round trip through BOOTSEL, for flashing (see "BOOTSEL" below):
+
+    board = SimulatedBoard(root, micropython, version="1.24.1", media=tmp_path / "media", links=by_id).start()
+    # machine.bootloader(): the port goes, media/RPI-RP2 appears; a whole UF2 copied there: the drive goes,
+    board.wait_at_port()    # and the board is back at a new port, running the version in the UF2
+
 Two pseudo-terminals and a relay thread between them:
 
     mpremote --/dev/pts/N (raw)--> relay thread --pty--> the MicroPython unix port (`micropython -i boot`)
@@ -34,12 +40,28 @@ a board, the simulator makes up for:
   RP2040") are those of the simulated board, through stand-ins put in sys.modules for `sys`, `os` and
   `machine` (which also gets reset and soft_reset). The banner stays the unix port's own.
 
+BOOTSEL (the Pico boards): `machine.bootloader()` ends MicroPython and closes the serial port, so its
+/dev/pts/N disappears as a USB serial port does, and `port` is None. Its drive appears in `media` (a folder
+with INFO_UF2.TXT naming the chip, as a desktop mounts it in /media/$USER). The relay thread then plays the
+bootrom (tests/boards/uf2.py `written`): once a file on the drive holds every block of a family the chip
+writes, the drive goes, and the board is back at a new serial port running MicroPython, with its files kept
+(MicroPython's UF2 leaves the filesystem alone). The installed MicroPython's version is state of the simulated
+board: `version` (the one given, else the unix port's own) is what `sys.implementation.version` says on the
+board, and a UF2 with MicroPython's banner in it ("MicroPython v1.25.0 on ...") installs that version.
+A file of another chip's family does nothing, as on a Pico: the drive stays. With `links`, the board keeps
+a link named after its USB serial number to its port in that folder while it is at one, as Linux keeps
+/dev/serial/by-id. `machine.unique_id()` is the board's own, the same across round trips. A board comes back
+at the lowest free /dev/pts number, often the one it left, as Linux gives the lowest free ttyACM number; with
+`renumbered`, another device takes that number while the board is in BOOTSEL, and it comes back at another.
+
 Not simulated: the line-ending conversion of a board's console (the unix port prints "\\n" where a board
 prints "\\r\\n"), baud rates and DTR/RTS, the size of a board's flash and RAM.
 """
 
 import json
 import os
+import re
+import secrets
 import select
 import shutil
 import signal
@@ -50,16 +72,20 @@ import time
 import tty
 from pathlib import Path
 
+from tests.boards.uf2 import DRIVE_NAMES, bootsel_drive, micropython_version, written
+
 BOARDS = {
-    # board name: (sys.platform, os.uname().machine)
-    "RPI_PICO_W": ("rp2", "Raspberry Pi Pico W with RP2040"),
-    "RPI_PICO2_W": ("rp2", "Raspberry Pi Pico 2 W with RP2350"),
-    "ESP32_GENERIC": ("esp32", "Generic ESP32 module with ESP32"),
+    # board name: (sys.platform, os.uname().machine, the chip with a BOOTSEL drive or None)
+    "RPI_PICO_W": ("rp2", "Raspberry Pi Pico W with RP2040", "RP2040"),
+    "RPI_PICO2_W": ("rp2", "Raspberry Pi Pico 2 W with RP2350", "RP2350"),
+    "ESP32_GENERIC": ("esp32", "Generic ESP32 module with ESP32", None),
 }
 RAW_PROMPT = b"raw REPL; CTRL-B to exit\r\n"
 FRIENDLY_BANNER_END = b'Type "help()" for more information.\r\n'
 SOFT_REBOOT = b"MPY: soft reboot\r\n"
 RESET_STATUS = 86  # the exit status of machine.reset() in the boot script's stand-in: a hard reset
+BOOTLOADER_STATUS = 87  # and of machine.bootloader(): into BOOTSEL
+BOOTROM_LOOKS = 0.05  # seconds between the bootrom's looks at its drive
 HOLD_AFTER_INTERRUPT = 0.5  # seconds; see SimulatedBoard._deliverable
 HOST_BUFFER = 64 * 1024  # what the board keeps for a serial port nobody reads; older output is dropped
 
@@ -85,17 +111,25 @@ def _board_console_attributes(fd: int) -> list:
 class SimulatedBoard:
     """A MicroPython board on a pseudo-terminal, its flash a directory. See the module's docstring."""
 
-    def __init__(self, root: Path, micropython: str, board: str = "RPI_PICO_W"):
+    def __init__(self, root: Path, micropython: str, board: str = "RPI_PICO_W", version: str | None = None,
+                 media: Path | None = None, links: Path | None = None, renumbered: bool = False):  # fmt: skip
         if board not in BOARDS:
             raise ValueError(f"unknown board {board!r}: one of {', '.join(BOARDS)}")
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         self.micropython = micropython
         self.board = board
-        self.platform, self.machine = BOARDS[board]
-        self.port: str | None = None
+        self.platform, self.machine, self.chip = BOARDS[board]
+        self.version = version  # the MicroPython it runs, as the board says; None: the unix port's own
+        self.unique_id = secrets.token_hex(8)  # machine.unique_id(), and its USB serial number
+        self.port: str | None = None  # None while it has no serial port (in BOOTSEL)
+        self.drive: Path | None = None  # its BOOTSEL drive, while it is in BOOTSEL
         self.boots = 0  # how many times MicroPython started: 1 + soft reboots + resets
         self._private = Path(tempfile.mkdtemp(prefix="sensing-board-"))
+        self.media = Path(media) if media is not None else self._private / "media"
+        self.links = Path(links) if links is not None else None
+        self.renumbered = renumbered
+        self._other_device: tuple[int, int] | None = None  # the pty that took its number, with `renumbered`
         self._serial_master = self._serial_slave = None
         self._console: int | None = None  # our end of the unix port's terminal
         self._pid: int | None = None
@@ -115,13 +149,7 @@ class SimulatedBoard:
     # ------------------------------------------------------------------------------------------- public
 
     def start(self) -> "SimulatedBoard":
-        self._serial_master, self._serial_slave = os.openpty()
-        tty.setraw(self._serial_slave)  # a serial line passes bytes as they are; pyserial sets it raw too
-        # We keep the port's own end open, as the USB device keeps existing when no program has it open:
-        # reading our end then blocks instead of failing.
-        self.port = os.ttyname(self._serial_slave)
-        os.set_blocking(self._serial_master, False)
-        self._spawn(run_main=True, raw=False)
+        self._plug_in()
         self._thread = threading.Thread(target=self._relay, name=f"board {self.port}", daemon=True)
         self._thread.start()
         self._wait_for_first_boot()
@@ -130,12 +158,32 @@ class SimulatedBoard:
     def _wait_for_first_boot(self, timeout: float = 10.0) -> None:
         """Return once the board has booted, as one plugged in a while ago; what it printed went nowhere."""
         deadline = time.monotonic() + timeout
-        while not self._at_prompt.is_set() and not (self._ready and (self.root / "main.py").exists()):
+        while not self._booted():
             if time.monotonic() > deadline:
                 self.stop()
                 raise RuntimeError(f"the simulated board did not start within {timeout:.0f} s")
             time.sleep(0.005)
         self._listening = True
+
+    def _booted(self) -> bool:
+        """At its prompt, or set up and running /main.py: where a board plugged in a while ago would be."""
+        return self._at_prompt.is_set() or (self._boot_done() and (self.root / "main.py").exists())
+
+    def wait_at_port(self, timeout: float = 10.0) -> str:
+        """The port, once the board is at one (back from BOOTSEL) and has booted."""
+        deadline = time.monotonic() + timeout
+        while self.port is None or not self._listening:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the simulated board was not back at a serial port within {timeout:.0f} s")
+            time.sleep(0.01)
+        return self.port
+
+    @property
+    def link(self) -> Path | None:
+        """Its link in `links`, named as Linux names a Pico's in /dev/serial/by-id."""
+        if self.links is None:
+            return None
+        return self.links / f"usb-MicroPython_Board_in_FS_mode_{self.unique_id}-if00"
 
     def stop(self) -> None:
         """Unplug the board: MicroPython stops and the port disappears."""
@@ -146,7 +194,11 @@ class SimulatedBoard:
         self._thread.join(timeout=10)
         self._thread = None
         self._kill()
-        for fd in (self._serial_master, self._serial_slave, self._wake_read, self._wake_write):
+        self._unplug_serial()
+        if self.drive is not None:
+            shutil.rmtree(self.drive, ignore_errors=True)
+            self.drive = None
+        for fd in (self._wake_read, self._wake_write):
             try:
                 os.close(fd)
             except OSError:
@@ -160,7 +212,69 @@ class SimulatedBoard:
         self.stop()
 
     def __repr__(self) -> str:
-        return f"<SimulatedBoard {self.board} at {self.port}, flash {self.root}>"
+        return f"<SimulatedBoard {self.board} at {self.port or self.drive}, flash {self.root}>"
+
+    # ------------------------------------------------------------------------------------------- USB
+
+    def _plug_in(self) -> None:
+        """The board's USB serial port appears (a new pseudo-terminal), and MicroPython starts from /main.py."""
+        self._serial_master, self._serial_slave = os.openpty()
+        tty.setraw(self._serial_slave)  # a serial line passes bytes as they are; pyserial sets it raw too
+        # We keep the port's own end open, as the USB device keeps existing when no program has it open:
+        # reading our end then blocks instead of failing.
+        os.set_blocking(self._serial_master, False)
+        self._to_host.clear()
+        self._to_board.clear()
+        self._spawn(run_main=True, raw=False)
+        self.port = os.ttyname(self._serial_slave)
+        if self.link is not None:
+            self.link.parent.mkdir(parents=True, exist_ok=True)
+            self.link.symlink_to(self.port)
+
+    def _unplug_serial(self) -> None:
+        """The USB serial port goes: its /dev/pts/N disappears, and a program that has it open gets EIO."""
+        if self.link is not None:
+            self.link.unlink(missing_ok=True)
+        self.port = None
+        for fd in (self._serial_master, self._serial_slave):
+            if fd is not None:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+        self._serial_master = self._serial_slave = None
+
+    def _into_bootsel(self) -> None:
+        """machine.bootloader(): the serial port goes and the BOOTSEL drive appears, as its bootrom shows it."""
+        self._unplug_serial()
+        if self.renumbered:
+            self._other_device = os.openpty()
+        name, n = DRIVE_NAMES[self.chip], 1
+        while (self.media / name).exists():  # another board's drive: desktops add a number
+            name, n = f"{DRIVE_NAMES[self.chip]}{n}", n + 1
+        self.media.mkdir(parents=True, exist_ok=True)
+        self.drive = bootsel_drive(self.media / name, self.chip)
+
+    def _bootrom(self) -> None:
+        """Look at what was copied onto the drive: once a file holds a whole image for this chip, restart."""
+        for path in self.drive.iterdir():
+            if path.name in ("INFO_UF2.TXT", "INDEX.HTM"):
+                continue
+            try:
+                image = written(path.read_bytes(), self.chip)
+            except OSError:
+                continue
+            if image is not None:
+                self.version = micropython_version(image) or self.version
+                shutil.rmtree(self.drive, ignore_errors=True)  # the drive goes while the copy may still be open
+                self.drive = None
+                self._listening = False  # what it prints before a program opens its new port goes nowhere
+                self._at_prompt.clear()
+                self._plug_in()
+                for fd in self._other_device or ():
+                    os.close(fd)
+                self._other_device = None
+                return
 
     # ------------------------------------------------------------------------------------------- MicroPython
 
@@ -168,9 +282,11 @@ class SimulatedBoard:
         ready = self._private / "ready"
         ready.unlink(missing_ok=True)
         settings = self._private / "settings.json"
+        version = [int(n) for n in re.findall(r"\d+", self.version)[:3]] if self.version else None
         settings.write_text(json.dumps({
             "ready": str(ready), "root": str(self.root.resolve()), "platform": self.platform,
-            "machine": self.machine, "reset_status": RESET_STATUS, "run_main": run_main,
+            "machine": self.machine, "reset_status": RESET_STATUS, "run_main": run_main, "version": version,
+            "unique_id": self.unique_id, "bootloader_status": BOOTLOADER_STATUS if self.chip else None,
         }))  # fmt: skip
         env = dict(os.environ, SENSING_BOARD_SETTINGS=str(settings))
         pid, console = os.forkpty()  # the child's terminal becomes its controlling one, so Ctrl-C is SIGINT
@@ -221,7 +337,9 @@ class SimulatedBoard:
         self._console = None
         if self._stopping:
             return
-        if os.WIFEXITED(status) and os.WEXITSTATUS(status) != RESET_STATUS:
+        if os.WIFEXITED(status) and os.WEXITSTATUS(status) == BOOTLOADER_STATUS:
+            self._into_bootsel()
+        elif os.WIFEXITED(status) and os.WEXITSTATUS(status) != RESET_STATUS:
             self._send_to_host(SOFT_REBOOT)
             self._spawn(run_main=not self._raw_mode, raw=self._raw_mode)
         elif os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGINT:
@@ -247,6 +365,8 @@ class SimulatedBoard:
         if FRIENDLY_BANNER_END + b">>> " in seen:
             self._at_prompt.set()
         if not self._listening:
+            # Back from BOOTSEL (start() waits for the first boot itself): listening once booted.
+            self._listening = self._booted()
             return
         if self._holding_back_banner:
             if raw_at < 0:
@@ -285,6 +405,11 @@ class SimulatedBoard:
 
     def _relay(self) -> None:
         while not self._stopping:
+            if self.drive is not None:  # in BOOTSEL: no serial port, no MicroPython; the bootrom looks at its drive
+                if select.select([self._wake_read], [], [], BOOTROM_LOOKS)[0]:
+                    return
+                self._bootrom()
+                continue
             readers = [self._serial_master, self._wake_read] + ([self._console] if self._console else [])
             writers = [self._serial_master] if self._to_host else []
             deliver = self._deliverable() if self._to_board and self._console is not None else 0

@@ -1,11 +1,15 @@
 """The simulated board behaves like a MicroPython board at its serial port, for pyserial and for mpremote."""
 
 import hashlib
+import os
 import time
 
 import pytest
 import serial
 from mpremote.transport_serial import SerialTransport
+
+from tests.boards.simulator import SimulatedBoard
+from tests.boards.uf2 import RP2040, RP2350_ARM_S, uf2_file
 
 WAIT = 10.0  # seconds: generous, a simulated board answers in milliseconds
 
@@ -137,3 +141,47 @@ def test_files_written_by_mpremote_land_in_the_board_folder(simulated_board, tra
     assert transport.eval("__import__('os').listdir('/')") == ["lib"]
     transport.fs_rmfile("/lib/data.bin")
     assert list((simulated_board.root / "lib").iterdir()) == []
+
+
+@pytest.mark.parametrize("renumbered", [False, True], ids=["same-number-free", "number-taken"])
+def test_a_pico_goes_through_bootsel_and_comes_back_running_the_micropython_copied(micropython, tmp_path,
+                                                                                   renumbered):  # fmt: skip
+    by_id, media = tmp_path / "by-id", tmp_path / "media"
+    with SimulatedBoard(tmp_path / "flash", micropython, version="1.24.1", media=media, links=by_id,
+                        renumbered=renumbered) as board:  # fmt: skip
+        left, link = board.port, board.link
+        assert (link.name, os.readlink(link)) == (f"usb-MicroPython_Board_in_FS_mode_{board.unique_id}-if00", left)
+        board_said = SerialTransport(left, 115200, timeout=1)
+        board_said.enter_raw_repl(soft_reset=False)
+        assert board_said.eval("__import__('sys').implementation.version[:3]") == (1, 24, 1)
+        assert board_said.eval("__import__('machine').unique_id().hex()") == board.unique_id
+        board_said.exec_raw_no_follow("import machine; machine.bootloader()")
+        board_said.close()
+        deadline = time.monotonic() + WAIT
+        while board.drive is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+
+        # Its serial port is gone as a USB serial port goes (its number free, or another device's now); its drive
+        # shows the chip.
+        assert (board.port, os.path.exists(left), link.exists()) == (None, renumbered, False)
+        assert (board.drive, (board.drive / "INFO_UF2.TXT").read_text().splitlines()[-1]) == (
+            media / "RPI-RP2", "Board-ID: RPI-RP2")
+        # A file for another chip, or one cut short, is taken by no bootrom: the board stays in BOOTSEL.
+        (board.drive / "other.uf2").write_bytes(uf2_file(RP2350_ARM_S, blocks=8, version="1.26.0"))
+        (board.drive / "short.uf2").write_bytes(uf2_file(RP2040, blocks=8, version="1.26.0")[:-512])
+        time.sleep(0.3)
+        assert (board.drive, board.port) == (media / "RPI-RP2", None)
+
+        (board.drive / "firmware.uf2").write_bytes(uf2_file(RP2040, blocks=8, version="1.26.0"))
+        port = board.wait_at_port()
+
+        assert (list(media.iterdir()), os.readlink(link)) == ([], port)
+        if renumbered:  # its number was another device's by then: it is back at another
+            assert port != left
+        board_said = SerialTransport(port, 115200, timeout=1)
+        board_said.enter_raw_repl(soft_reset=False)
+        assert board_said.eval("__import__('sys').implementation.version[:3]") == (1, 26, 0)
+        assert board_said.eval("__import__('machine').unique_id().hex()") == board.unique_id
+        board_said.exit_raw_repl()
+        board_said.close()
+    assert not link.exists()

@@ -1,17 +1,13 @@
-"""`sensing device flash` for Picos: UF2 files checked, then copied to a folder that looks like a BOOTSEL drive."""
+"""`sensing device flash` for Picos: UF2 files checked, then copied to a folder that looks like a BOOTSEL drive,
+or to the drive of a simulated board sent to BOOTSEL, which comes back running the MicroPython copied."""
 
 import pytest
 from typer.testing import CliRunner
 
+from cli.board import connected
 from cli.main import app
-from tests.boards.uf2 import (
-    RP2040,
-    RP2350_ARM_S,
-    RP2350_RISCV,
-    bootloader_boot_script,
-    bootsel_drive,
-    uf2_file,
-)
+from cli.provision import look_at
+from tests.boards.uf2 import RP2040, RP2350_ARM_S, RP2350_RISCV, bootsel_drive, uf2_file
 
 runner = CliRunner()
 NAME = "RPI_PICO_W-20241129-v1.24.1.uf2"
@@ -23,7 +19,8 @@ def flash(*options: str, env: dict | None = None):
 
 @pytest.fixture
 def nowhere(tmp_path, monkeypatch):
-    """No BOOTSEL drive in the usual places: the search looks in an empty folder instead."""
+    """No BOOTSEL drive in the usual places: the search looks in an empty folder instead, where the simulated
+    board's drive appears (tests/boards/conftest.py)."""
     media = tmp_path / "media"
     media.mkdir()
     monkeypatch.setenv("SENSING_DRIVE_SEARCH", str(media / "*"))
@@ -156,21 +153,48 @@ def test_a_drive_that_is_no_pico(tmp_path, nowhere):
     )
 
 
+def micropython_at(port: str) -> tuple[str, str]:
+    with connected(port) as board:
+        state = look_at(board)
+    return state["version"], state["machine"]
+
+
 @pytest.mark.parametrize("simulated_board", ["RPI_PICO2_W"], indirect=True)
 def test_a_board_running_micropython_is_sent_to_bootsel_first(simulated_board, tmp_path, nowhere):
-    drive = nowhere / "RP2350"
-    (simulated_board.root / "boot.py").write_text(bootloader_boot_script(drive, "RP2350"))
-    data = uf2_file(RP2350_ARM_S, blocks=30, e10_block=True)
+    (simulated_board.root / "main.py").write_text("print('kept')\n")
+    data = uf2_file(RP2350_ARM_S, blocks=30, e10_block=True, version="1.25.0")
     name = "RPI_PICO2_W-20250415-v1.25.0.uf2"
 
     result = flash("--board", "RPI_PICO2_W", "--firmware", str(firmware(tmp_path, data, name)),
                    "--port", simulated_board.port)  # fmt: skip
 
     assert (result.exit_code, result.stderr) == (0, "")
+    drive = nowhere / "RP2350"
     assert result.stdout == (
         f"✓ MicroPython 1.25.0 copied to the RP2350 board at {drive}: it restarts into MicroPython by itself.\n"
     )
-    assert (drive / name).read_bytes() == data
+    # Its bootrom took every block, and the board restarted: the drive gone, MicroPython 1.25.0 at a port, its
+    # files kept.
+    port = simulated_board.wait_at_port()
+    assert (micropython_at(port), drive.exists()) == (("1.25.0", "Raspberry Pi Pico 2 W with RP2350"), False)
+    assert (simulated_board.root / "main.py").read_text() == "print('kept')\n"
+
+
+def test_a_drive_already_there_is_another_boards(simulated_board, tmp_path, nowhere):
+    waiting = bootsel_drive(nowhere / "RPI-RP2", "RP2040")  # a new Pico, without MicroPython, plugged in too
+    name = "RPI_PICO_W-20250415-v1.25.0.uf2"
+    data = uf2_file(RP2040, blocks=30, version="1.25.0")
+
+    result = flash("--board", "RPI_PICO_W", "--firmware", str(firmware(tmp_path, data, name)),
+                   "--port", simulated_board.port)  # fmt: skip
+
+    assert (result.exit_code, result.stderr) == (0, "")
+    assert result.stdout == (
+        f"✓ MicroPython 1.25.0 copied to the RP2040 board at {nowhere / 'RPI-RP21'}: it restarts into MicroPython "
+        "by itself.\n"
+    )
+    assert micropython_at(simulated_board.wait_at_port())[0] == "1.25.0"
+    assert sorted(path.name for path in waiting.iterdir()) == ["INDEX.HTM", "INFO_UF2.TXT"]
 
 
 def test_a_port_without_a_board_is_told(tmp_path, nowhere):
