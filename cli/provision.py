@@ -5,11 +5,20 @@
 
 Resumable: a board whose /config.json names a device this hub knows is not registered again (--reuse keeps
 it without asking). The board must hold the firmware already (`sensing device deploy`).
+
+A hub whose broker speaks TLS (GET /api/v1/hub says broker_tls) needs the CA certificate that signed the
+broker's: --broker-ca (or SENSING_BROKER_CA_FILE, the hub's own setting, on the hub's computer). It is copied to
+the board as /broker-ca.der and named in the config (broker_tls, broker_ca). The hub does not hand it out: a
+certificate fetched over the hub's plain HTTP would be trusted because of where it came from, not checked.
 """
 
 import ast
+import base64
+import binascii
 import contextlib
 import json
+import re
+import ssl
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -31,7 +40,11 @@ CONFIG_TROUBLE = ("config invalid", "the config", "config refused", "config file
 CHECK_EVERY = 1.0  # seconds between asking the hub for the first reading
 RECENT = 120  # seconds before the restart (the board's clock may lag) that readings are looked at
 
-# Runs on the board in one raw-REPL command: its /config.json as text, what it is, whether firmware is there.
+BOARD_CA = "/broker-ca.der"  # where the broker's CA certificate goes on the board (DER: the smallest form)
+PEM_CERTIFICATE = re.compile(rb"-----BEGIN CERTIFICATE-----(.+?)-----END CERTIFICATE-----", re.S)
+
+# Runs on the board in one raw-REPL command: its /config.json as text, what it is, whether firmware is there,
+# and its unique id (machine.unique_id(), which a Pico keeps through a flash: a workshop knows it again by it).
 BOARD_STATE = """\
 def _state():
     import os, sys
@@ -49,9 +62,15 @@ def _state():
             return False
     # deploy compiles the modules to .mpy, or copies them as .py (--source, or a board of another mpy version)
     firmware = exists('/main.py') and (exists('/app.mpy') or exists('/app.py'))
+    try:
+        import binascii, machine
+        uid = binascii.hexlify(machine.unique_id()).decode()
+    except Exception:
+        uid = None
     u = os.uname()
     print(repr({'config': text('/config.json'), 'machine': u.machine, 'platform': sys.platform,
-                'version': '.'.join(str(n) for n in sys.implementation.version[:3]), 'firmware': firmware}))
+                'version': '.'.join(str(n) for n in sys.implementation.version[:3]), 'firmware': firmware,
+                'id': uid}))
 _state()
 del _state
 """
@@ -99,6 +118,39 @@ def firmware_config(given: dict) -> str | None:
     except ValueError as e:
         return str(e)
     return None
+
+
+class CAError(Exception):
+    """The broker's CA certificate is missing or unusable; the message is one sentence."""
+
+
+def read_ca(path: Path) -> bytes:
+    """The CA certificate in `path` (PEM, its first certificate, or DER) as DER, checked to be a certificate."""
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise CAError(f"The CA certificate {path} cannot be read ({e.strerror or 'not a file'}): give the file "
+                      "the hub's operator gave you (ca.pem).") from None  # fmt: skip
+    pem = PEM_CERTIFICATE.search(data)
+    try:
+        der = base64.b64decode(pem.group(1), validate=False) if pem else data
+        ssl.create_default_context(cadata=der)  # OpenSSL reads it as a certificate, or refuses
+    except (ssl.SSLError, ValueError, binascii.Error):
+        raise CAError(f"{path} is not a certificate (PEM or DER): give the CA certificate the hub's operator gave "
+                      "you (ca.pem, never ca.key).") from None  # fmt: skip
+    return der
+
+
+def broker_ca(info: dict, path: Path | None) -> bytes | None:
+    """What the board needs to check the hub's broker: its CA certificate (DER) when the broker speaks TLS, else
+    None. CAError when it is needed and not given, or cannot be used."""
+    if not info.get("broker_tls"):
+        return None
+    if path is None:
+        raise CAError(f"The hub's broker ({info['broker_host']}:{info['broker_port']}) speaks TLS: give the CA "
+                      "certificate that signed its certificate with --broker-ca (the hub's operator has it: "
+                      "ca.pem).")  # fmt: skip
+    return read_ca(path)
 
 
 def known_device(hub: str, device_id: str) -> dict | None:
@@ -242,6 +294,11 @@ def board_config(existing: dict | None, device_id: str, secret: str, info: dict,
     config = dict(existing) if existing else {}
     config.update(device_id=device_id, secret=secret, broker_host=info["broker_host"],
                   broker_port=info["broker_port"], interval=interval, board=board)  # fmt: skip
+    if info.get("broker_tls"):
+        config.update(broker_tls=True, broker_ca=BOARD_CA)  # provisioning copies the CA certificate there
+    else:
+        config.pop("broker_tls", None)
+        config.pop("broker_ca", None)
     if answers is not None:
         config.pop("wifi_ssid", None)
         config.pop("wifi_password", None)
@@ -250,6 +307,30 @@ def board_config(existing: dict | None, device_id: str, secret: str, info: dict,
         if answers.sensors:
             config["sensors"] = answers.sensors
     return config
+
+
+BROKER_CA_OPTION = typer.Option(
+    None, "--broker-ca", envvar="SENSING_BROKER_CA_FILE", dir_okay=False,
+    help="The CA certificate (PEM or DER) that signed the broker's, when the hub's broker speaks TLS.",
+)  # fmt: skip
+
+
+def hub_for_devices(hub: str, key: str, ca_file: Path | None) -> tuple[dict, bytes | None]:
+    """GET /api/v1/hub, checked to take registrations with this key; and the broker's CA certificate (DER) when
+    its broker speaks TLS. Aborts with the sentence saying what is missing."""
+    info = call(hub, "GET", "/api/v1/hub", key=key)
+    if info["key_role"] not in STAFF:
+        abort("That key cannot register devices: use a facilitator key from the hub's operator.")
+    if not info["consent_version"]:
+        abort("The hub has no consent text yet: ask the hub operator to publish one.")
+    try:
+        ca = broker_ca(info, ca_file)
+    except CAError as e:
+        abort(str(e))
+    if ca is None and ca_file is not None:
+        console.print(f"  The hub's broker does not speak TLS: {ca_file} is not needed, and not copied.",
+                      highlight=False)  # fmt: skip
+    return info, ca
 
 
 def provision(
@@ -270,13 +351,10 @@ def provision(
         help="With --reuse: the resident's token, to see the first reading (their readings are theirs).",
     ),  # fmt: skip
     wait: float = typer.Option(FIRST_READING_WAIT, help="Seconds to wait for the first reading at the hub."),
+    ca_file: Path = BROKER_CA_OPTION,
 ) -> None:
     """Register the board's device with its resident's consent, configure it, and see its first reading."""
-    info = call(hub, "GET", "/api/v1/hub", key=key)
-    if info["key_role"] not in STAFF:
-        abort("That key cannot register devices: use a facilitator key from the hub's operator.")
-    if not info["consent_version"]:
-        abort("The hub has no consent text yet: ask the hub operator to publish one.")
+    info, ca = hub_for_devices(hub, key, ca_file)
     purposes = call(hub, "GET", "/api/v1/consent/purposes")
     answers = get_answers(answers_file, purposes) if answers_file is not None else None
     try:
@@ -304,10 +382,13 @@ def provision(
             abort(f"The board's config would be refused: {refused}.")
         find = first_reading_finder(hub, device_id, token, public)
         with connected(port) as board:
+            if ca is not None:
+                board.write_file(BOARD_CA, ca)
             board.write_file("/config.json", json.dumps(config, indent=1).encode())
             wifi = f"WiFi '{config['wifi_ssid']}'" if config.get("wifi_ssid") else "no WiFi"
+            tls = f" over TLS (its CA certificate in {BOARD_CA})" if ca is not None else ""
             console.print(f"✓ Wrote /config.json to the board at {port}: {wifi}, broker "
-                          f"{config['broker_host']}:{config['broker_port']}, a reading every {interval} s.",
+                          f"{config['broker_host']}:{config['broker_port']}{tls}, a reading every {interval} s.",
                           highlight=False)  # fmt: skip
             restart_and_wait(board, find, config.get("wifi_ssid", ""), wait, can_see=token is not None or public)
     except BoardError as e:

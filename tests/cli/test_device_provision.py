@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 from cli.device_deploy import BUNDLE, FIRMWARE, deploy
 from cli.main import app
+from firmware.config import make_config
 
 runner = CliRunner()
 
@@ -252,3 +253,53 @@ def test_a_board_without_the_firmware(simulated_board, hub, facilitator_key, ans
     assert result.stderr == (
         f"✗ The board at {port} has no sensing firmware yet: run sensing device deploy --port {port} first.\n"
     )
+
+
+@pytest.mark.mosquitto
+def test_a_hub_whose_broker_speaks_tls_gets_its_ca_certificate_on_the_board(board, tls_hub, answers):
+    hub, broker = tls_hub.hub, tls_hub.broker
+
+    result = provision(board.port, hub.url, tls_hub.facilitator_key, "--answers", str(answers),
+                       "--broker-ca", str(tls_hub.certificates.ca))  # fmt: skip
+
+    assert (result.exit_code, result.stderr) == (0, "")
+    config = json.loads((board.root / "config.json").read_text())
+    assert result.stdout.splitlines()[2:] == [
+        f"✓ Wrote /config.json to the board at {board.port}: no WiFi, broker 127.0.0.1:{broker.tls_port} over TLS "
+        "(its CA certificate in /broker-ca.der), a reading every 60 s.",
+        "✓ Restarted the board.",
+        FIRST_READING.strip(),
+    ]
+    # The CA certificate as DER (smaller than the PEM given), and the config the firmware's own check takes.
+    assert (board.root / "broker-ca.der").read_bytes() == tls_hub.certificates.ca_der().read_bytes()
+    assert (config["broker_port"], config["broker_tls"], config["broker_ca"]) == (broker.tls_port, True,
+                                                                                 "/broker-ca.der")  # fmt: skip
+    checked = make_config(config)
+    assert (checked["broker_tls"], checked["broker_ca"]) == (True, "/broker-ca.der")
+    assert broker.ports_of(config["device_id"]) == [broker.tls_port]  # the reading went over TLS
+
+
+@pytest.mark.mosquitto
+@pytest.mark.parametrize(
+    ("given", "sentence"),
+    [
+        (None, "The hub's broker (127.0.0.1:{port}) speaks TLS: give the CA certificate that signed its certificate "
+               "with --broker-ca (the hub's operator has it: ca.pem)."),
+        ("nowhere.pem", "The CA certificate {path} cannot be read (No such file or directory): give the file the "
+                        "hub's operator gave you (ca.pem)."),
+        ("broker.key", "{path} is not a certificate (PEM or DER): give the CA certificate the hub's operator gave "
+                       "you (ca.pem, never ca.key)."),
+    ],
+    ids=["not-given", "missing", "a-key"],
+)  # fmt: skip
+def test_without_a_usable_ca_certificate_nothing_is_registered(tls_hub, tmp_path, answers, given, sentence):
+    path = tls_hub.certificates.key if given == "broker.key" else tmp_path / given if given else None
+    options = ["--broker-ca", str(path)] if path else []
+    registered = httpx.get(f"{tls_hub.hub.url}/api/v1/devices").json()  # the hub is the module's: others' devices
+
+    result = provision("/dev/ttyACM-sensing-none", tls_hub.hub.url, tls_hub.facilitator_key, "--answers",
+                       str(answers), *options)  # fmt: skip
+
+    assert (result.exit_code, result.stdout) == (1, "")
+    assert result.stderr == "✗ " + sentence.format(port=tls_hub.broker.tls_port, path=path) + "\n"
+    assert httpx.get(f"{tls_hub.hub.url}/api/v1/devices").json() == registered
