@@ -197,18 +197,15 @@ def deploy_to_board(
     return Deployed(len(wanted), len(to_copy), len(stale), as_mpy, survey.mpy)
 
 
-def deploy_board(port: str, files: list[BoardFile], libraries: list[Library], report: Report) -> tuple[int, int]:
-    """Copy to the board at `port` the files it lacks or has otherwise, as .py: (files it needs, files copied).
-    BoardError on a failure."""
-    done = deploy_to_board(port, files, libraries, report, compile_=False)
-    return done.total, done.copied
+def why_source(mpy: int | None) -> str:
+    """Why a board gets the .py files, from its sys.implementation._mpy: "loads no .mpy files", ..."""
+    if mpy is None:
+        return "loads no .mpy files"
+    return f"loads .mpy version {mpy & 0xFF}, and mpy-cross makes version {mpy_cross_version()}"
 
 
 def fallback_sentence(port: str, mpy: int | None) -> str:
-    if mpy is None:
-        return f"! The board at {port} loads no .mpy files: it gets the .py files, and needs more memory to run them."
-    return (f"! The board at {port} loads .mpy version {mpy & 0xFF}, and mpy-cross makes version "
-            f"{mpy_cross_version()}: it gets the .py files, and needs more memory to run them.")  # fmt: skip
+    return f"! The board at {port} {why_source(mpy)}: it gets the .py files, and needs more memory to run them."
 
 
 def result_sentence(port: str, total: int, kept: int, removed: int = 0, compiled: bool = False) -> str:

@@ -7,6 +7,7 @@ interruption anywhere leaves the plan as it was after the last finished step.
 """
 
 import json
+import queue
 import threading
 import time
 from collections.abc import Callable
@@ -14,14 +15,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
 
+from cli import uf2
 from cli.board import BoardError, connected
 from cli.consent_questions import AnswerError, Answers
-from cli.device_deploy import BoardFile, Library, deploy_board
-from cli.firmware_images import PICO_CHIPS, FirmwareError, Manifest, cached, version_key
-from cli.flash import FlashError, check_board, copy_uf2, find_drive, flash_esp, read_uf2
+from cli.device_deploy import BoardFile, CompileError, Library, deploy_to_board, why_source
+from cli.firmware_images import PICO_CHIPS, FirmwareError, Image, Manifest, cached, version_key
+from cli.flash import FlashError, Progress, check_board, copy_uf2, find_drive, flash_esp, read_uf2
 from cli.hubclient import call
 from cli.monitor import Lines, reading_text, soft_reboot
 from cli.provision import (
+    BOARD_CA,
     board_config,
     board_name,
     firmware_config,
@@ -33,7 +36,7 @@ from cli.roster import PlanError, PlannedDevice
 from cli.workshop_plan import PlanKeeper, who
 
 FAST_BAUD = 460800
-BACK_AFTER_FLASH = 30  # seconds for a Pico to come back at its port with the new MicroPython
+BACK_AFTER_FLASH = 30  # seconds for a Pico to come back at a serial port with the new MicroPython
 
 
 class StepFailure(Exception):
@@ -57,6 +60,8 @@ class BoardRun:
     finished: bool = False
     first_reading_at: float | None = None
     started: dict[str, float] = field(default_factory=dict)  # step -> when it started (time.monotonic)
+    away: bool = False  # a Pico in BOOTSEL: its port gone, the next board there is looked at anew
+    handed_over: bool = False  # a flashed Pico back at a port: its own run went on there, this one is not shown
 
     def enter(self, step: str, result: str = "") -> None:
         self.step, self.result = step, result
@@ -80,6 +85,7 @@ class Workshop:
     files: list[BoardFile]
     libraries: list[Library]
     say: Callable[[BoardRun, str], None]  # one line of the log, about one board
+    broker_ca: bytes | None = None  # the CA certificate (DER) of the hub's TLS broker, for every board
     answers_dir: Path | None = None
     collected_by: str | None = None
     ask: Callable[[PlannedDevice, dict, list[str]], dict] | None = None  # None: never ask the facilitator
@@ -89,10 +95,31 @@ class Workshop:
     wait: float = 120
     stopping: threading.Event = field(default_factory=threading.Event)
     bootsel: threading.Lock = field(default_factory=threading.Lock)  # one Pico in BOOTSEL at a time
+    returning: dict[str, queue.Queue] = field(default_factory=dict)  # flashed Picos, by unique id: see welcome_back
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
     def check(self) -> None:
         if self.stopping.is_set():
             raise Stopped()
+
+    def expect_back(self, board: BoardRun, unique_id: str | None) -> tuple[str, queue.Queue]:
+        """Where the run of a Pico sent to BOOTSEL hears of it at a serial port again (see welcome_back)."""
+        key = unique_id or f"port {board.port}"  # a board that tells no unique id is known at its own port only
+        with self.lock:
+            back = self.returning[key] = queue.Queue()
+        return key, back
+
+    def welcome_back(self, board: BoardRun, state: dict) -> bool:
+        """Whether the board just noticed is a Pico flashed by this run, back from BOOTSEL: at its old port, or
+        at another (Linux numbers ports in the order boards appear). It is known by its machine.unique_id();
+        its own run takes the port and goes on, and this one ends, not shown."""
+        with self.lock:
+            back = self.returning.pop(state.get("id") or "", None) or self.returning.pop(f"port {board.port}", None)
+        if back is None:
+            return False
+        board.handed_over = True
+        back.put((board.port, state))
+        return True
 
 
 def failure(sentence: str) -> NoReturn:
@@ -108,7 +135,7 @@ def set_up(board: BoardRun, workshop: Workshop) -> None:
     """Flash, deploy and provision the board, whatever happens telling it in `board`, never raising."""
     try:
         _set_up(board, workshop)
-    except (StepFailure, BoardError, FlashError, FirmwareError, PlanError) as e:
+    except (StepFailure, BoardError, FlashError, FirmwareError, PlanError, CompileError) as e:
         board.fail(str(e))
     except Stopped:
         board.enter("stopped", "– stopped")
@@ -125,6 +152,8 @@ def _set_up(board: BoardRun, workshop: Workshop) -> None:
     keeper = workshop.keeper
     board.enter("looking")
     state, not_answering = look(board.port)
+    if state is not None and workshop.welcome_back(board, state):
+        return
     config = state["config"] if state and isinstance(state["config"], dict) else {}
     device = board.device = keeper.take(
         row=workshop.assigned.get(board.port),
@@ -194,42 +223,82 @@ def flash_if_needed(board: BoardRun, workshop: Workshop, state: dict | None, not
         board.result = f"{what} {done * 100 // total} %" if total else what
 
     chip = workshop.manifest.chip(device.board)
+    left = board.port
     if chip in PICO_CHIPS:
         if state is None:  # a Pico without MicroPython has no serial port: it would be a BOOTSEL drive
             failure(not_answering)
-        with workshop.bootsel:  # Picos in BOOTSEL are told apart only by their drive: one at a time
-            drive = find_drive(None, board.port, report)
-            check_board(read_uf2(data, image.file), image.file, drive, (device.board, chip))
-            copy_uf2(data, image.file, drive, report)
-        state = back_at_port(board.port)
+        state = flash_pico(board, workshop, state, data, image, chip, report)
     else:
         flash_esp(board.port, data, image.file, (device.board, chip), FAST_BAUD, True, True, report)
         state, not_answering = look(board.port)
         if state is None:
             failure(not_answering)
-    workshop.say(board, f"MicroPython {image.version} written")
+    if version_key(state["version"]) < version_key(image.version):
+        failure(f"The board at {board.port} still runs MicroPython {state['version']} after {image.file} was "
+                "written to it: unplug it, plug it in again, and try again.")  # fmt: skip
+    moved = f" (it was at {left})" if board.port != left else ""  # back at another port: named after it now
+    workshop.say(board, f"MicroPython {image.version} written{moved}")
     return state
 
 
-def back_at_port(port: str) -> dict:
+def flash_pico(board: BoardRun, workshop: Workshop, state: dict, data: bytes, image: Image, chip: str,
+               report: Progress) -> dict:  # fmt: skip
+    """Send the Pico to BOOTSEL and copy the UF2 onto its drive; its state once it is back at a serial port.
+
+    The file is checked against the board's chip while the board is still at its port: a file its bootrom would
+    ignore is refused before the board is sent away, not left on a drive with the board stuck in BOOTSEL."""
+    device = board.device
+    checked = read_uf2(data, image.file)
+    try:
+        uf2.check_family(checked, chip, image.file)
+    except uf2.UF2Error as e:
+        failure(str(e))
+    key, back = workshop.expect_back(board, state.get("id"))
+    try:
+        with workshop.bootsel:  # Picos in BOOTSEL are told apart only by their drive: one at a time
+            drive = find_drive(None, board.port, report)
+            board.away = True  # its port went before its drive came: the next board at that port is looked at
+            check_board(checked, image.file, drive, (device.board, chip))
+            copy_uf2(data, image.file, drive, report)
+        board.result = "restarting"
+        return back_at_port(board, workshop, back)
+    finally:
+        with workshop.lock:
+            workshop.returning.pop(key, None)
+
+
+def back_at_port(board: BoardRun, workshop: Workshop, back: queue.Queue) -> dict:
+    """The flashed board's state once the run has noticed it at a serial port again (Workshop.welcome_back)."""
     deadline = time.monotonic() + BACK_AFTER_FLASH
     while time.monotonic() < deadline:
-        state, _ = look(port)
-        if state is not None:
-            return state
-        time.sleep(0.5)
-    failure(f"The board flashed at {port} did not come back there: unplug it and plug it in again.")
+        workshop.check()
+        try:
+            port, state = back.get(timeout=0.2)
+        except queue.Empty:
+            continue
+        board.port, board.away = port, False
+        return state
+    failure(f"The board flashed at {board.port} did not come back at a serial port within {BACK_AFTER_FLASH} s: "
+            "unplug it and plug it in again.")  # fmt: skip
 
 
 def deploy(board: BoardRun, workshop: Workshop) -> None:
+    """The firmware as `sensing device deploy` puts it on a board: compiled to .mpy where the board loads it."""
     board.enter("deploying")
 
     def report(what: str, total: int, done: int) -> None:
         board.result = f"{done * 100 // max(total, 1)} %"
 
-    total, copied = deploy_board(board.port, workshop.files, workshop.libraries, report)
+    done = deploy_to_board(board.port, workshop.files, workshop.libraries, report)
     board.result = ""
-    said = f"firmware already there ({total} files)" if copied == 0 else f"deployed {copied} of {total} files"
+    if not done.compiled:
+        workshop.say(board, f"the board {why_source(done.mpy)}: it gets the .py files, and needs more memory to "
+                            "run them")  # fmt: skip
+    said = f"deployed {done.copied} of {done.total} files"
+    if done.copied == 0:
+        said = f"firmware already there ({done.total} files)"
+    if done.removed:
+        said += f", removed {done.removed} {'.py' if done.compiled else '.mpy'} files of an earlier deploy"
     workshop.say(board, said)
 
 
@@ -306,6 +375,8 @@ def provision(board: BoardRun, workshop: Workshop, state: dict, answers: Answers
 
     seen = first_reading_finder(workshop.hub, device.device_id, device.owner_token, False, request=hub_request)
     with connected(board.port) as found:
+        if workshop.broker_ca is not None:
+            found.write_file(BOARD_CA, workshop.broker_ca)
         found.write_file("/config.json", json.dumps(config, indent=1).encode())
         found.transport.exit_raw_repl()
         lines = Lines(found.transport.serial)

@@ -22,12 +22,12 @@ from rich.markup import escape
 from rich.table import Table
 
 from cli.app import abort, console, err_console
-from cli.board_watch import PortSource, Watcher, linked_ports, usb_serial_ports
+from cli.board_watch import PortSource, Watcher, fixed_ports, linked_ports, usb_serial_ports
 from cli.consent_questions import SHARING, choose, choose_several
 from cli.device_deploy import BUNDLE, FIRMWARE, bundled_libraries, firmware_files
-from cli.firmware_images import FirmwareError, load_manifest
+from cli.firmware_images import MANIFEST, FirmwareError, load_manifest
 from cli.hubclient import DEFAULT_HUB, call
-from cli.provision import FIRST_READING_WAIT, STAFF
+from cli.provision import BROKER_CA_OPTION, FIRST_READING_WAIT, hub_for_devices
 from cli.roster import PLAN_FILE, PlannedDevice
 from cli.workshop_board import BoardRun, Workshop, set_up
 from cli.workshop_plan import PlanKeeper, who
@@ -35,49 +35,61 @@ from cli.workshop_plan import PlanKeeper, who
 LOOK_EVERY = 0.5  # seconds between looking for boards plugged in
 
 
-def open_workshop(plan_dir: Path, hub: str, key: str, say: Callable[[BoardRun, str], None], **options) -> Workshop:
-    """The plan, the hub's broker and consent text, the firmware: what every board needs; abort if one lacks."""
+def open_workshop(plan_dir: Path, hub: str, key: str, say: Callable[[BoardRun, str], None],
+                  ca_file: Path | None = None, manifest: Path = MANIFEST, **options) -> Workshop:  # fmt: skip
+    """The plan, the hub's broker (and its CA certificate) and consent text, the firmware: what every board needs;
+    abort if one lacks."""
     if not (plan_dir / PLAN_FILE).exists():
         abort(escape(f"There is no plan in {plan_dir}: make one with sensing workshop prepare roster.csv "
                      f"--out {plan_dir}."))  # fmt: skip
-    info = call(hub, "GET", "/api/v1/hub", key=key)
-    if info["key_role"] not in STAFF:
-        abort("That key cannot register devices: use a facilitator key from the hub's operator.")
-    if not info["consent_version"]:
-        abort("The hub has no consent text yet: ask the hub operator to publish one.")
+    info, ca = hub_for_devices(hub, key, ca_file)
     try:
-        manifest = load_manifest()
+        known = load_manifest(manifest)
     except FirmwareError as e:
         abort(str(e))
     return Workshop(hub=hub, key=key, info=info, purposes=call(hub, "GET", "/api/v1/consent/purposes"),
-                    keeper=PlanKeeper(plan_dir), manifest=manifest, files=firmware_files(FIRMWARE),
-                    libraries=bundled_libraries(BUNDLE), say=say, **options)  # fmt: skip
+                    keeper=PlanKeeper(plan_dir), manifest=known, files=firmware_files(FIRMWARE),
+                    libraries=bundled_libraries(BUNDLE), say=say, broker_ca=ca, **options)  # fmt: skip
 
 
 def run_boards(workshop: Workshop, source: PortSource | None, ports: list[str], parallel: int,
                refresh: Callable[[list[BoardRun]], None] = lambda boards: None) -> list[BoardRun]:  # fmt: skip
     """Set up the boards at `ports` (each once), or as `source` shows them plugged in until every planned device
-    is provisioned. Ctrl-C stops the boards at their next step; the plan keeps every finished one."""
+    is provisioned. Ctrl-C stops the boards at their next step; the plan keeps every finished one.
+
+    A Pico sent to BOOTSEL to be flashed leaves its port, and comes back at a port: the same, or (Linux numbers
+    ports in the order boards appear) another. A port appearing where no board is being set up, or where one
+    went away, is looked at, and the flashed Pico's run takes it up there (Workshop.welcome_back). With `ports`,
+    only those are looked at again, for a Pico coming back."""
     boards: list[BoardRun] = []
-    at_port: dict[str, BoardRun] = {}
-    watcher = Watcher(source) if source else None
+    watcher = Watcher(source or fixed_ports(ports))
     pool = ThreadPoolExecutor(parallel, thread_name_prefix="board")
 
     def start(port: str) -> None:
-        board = at_port[port] = BoardRun(port)
+        board = BoardRun(port)
         boards.append(board)
         pool.submit(set_up, board, workshop)
+
+    def at(port: str) -> BoardRun | None:
+        """The board last set up at `port` (a flashed Pico back at another port is there now)."""
+        return next((board for board in reversed(boards) if board.port == port and not board.handed_over), None)
 
     try:
         for port in ports:
             start(port)
         while True:
-            if watcher is not None:
-                for port in watcher.new():
-                    if port not in at_port or at_port[port].finished:  # a board back at a port it left
-                        start(port)
+            appeared = watcher.new()
+            # A flashed Pico back at its port between two looks was never seen gone: its port is looked at too.
+            appeared += [b.port for b in boards if b.away and b.port in watcher.present and b.port not in appeared]
+            for port in appeared:
+                there = at(port)
+                if there is not None and there.away:
+                    there.away = False  # its port is looked at once: the board there is it, or another
+                    start(port)
+                elif source and (there is None or there.finished):  # a board plugged in, or back at a port it left
+                    start(port)
             refresh(boards)
-            if all(board.finished for board in boards) and (watcher is None or not workshop.keeper.remaining()):
+            if all(board.finished for board in boards) and (source is None or not workshop.keeper.remaining()):
                 break
             time.sleep(LOOK_EVERY)
     except KeyboardInterrupt:
@@ -98,7 +110,8 @@ def table(boards: list[BoardRun]) -> Table:
     shown = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
     for name in ("Board", "Resident", "Step", "Result"):
         shown.add_column(name, no_wrap=name != "Result")
-    order = sorted(boards, key=lambda b: (b.device is None, b.device.row if b.device else 0, b.port))
+    shown_boards = [board for board in boards if not board.handed_over]  # a flashed Pico back: shown once
+    order = sorted(shown_boards, key=lambda b: (b.device is None, b.device.row if b.device else 0, b.port))
     for board in order:
         resident = f"{board.device.name} (row {board.device.row})" if board.device else "–"
         shown.add_row(board.port, resident, board.step, board.result)
@@ -167,6 +180,10 @@ def run(
     micropython: str = typer.Option(
         None, "--micropython", help="The MicroPython a board needs (default: the newest known); newer is kept."
     ),
+    manifest: Path = typer.Option(
+        MANIFEST, "--manifest", help="The firmware manifest to flash from (default: the toolkit's own)."
+    ),
+    ca_file: Path = BROKER_CA_OPTION,
     interval: int = typer.Option(60, help="Seconds between readings."),
     wait: float = typer.Option(FIRST_READING_WAIT, help="Seconds to wait for each board's first reading."),
 ) -> None:
@@ -177,8 +194,9 @@ def run(
         resident = f" {who(board.device)}" if board.device else ""
         console.print(escape(f"{board.port}{resident}: {text}"), highlight=False)
 
-    workshop = open_workshop(plan_dir, hub, key, say, answers_dir=answers_dir, collected_by=collected_by,
-                             assigned=assigned, micropython=micropython, interval=interval, wait=wait)  # fmt: skip
+    workshop = open_workshop(plan_dir, hub, key, say, ca_file, manifest, answers_dir=answers_dir,
+                             collected_by=collected_by, assigned=assigned, micropython=micropython,
+                             interval=interval, wait=wait)  # fmt: skip
     for row in assigned.values():
         if workshop.keeper.row(row) is None:
             abort(f"There is no row {row} in the plan: see the rows in {plan_dir}/{PLAN_FILE}.")

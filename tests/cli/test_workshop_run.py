@@ -1,7 +1,10 @@
 """`sensing workshop run` against real components: a hub process with its embedded broker, and simulated boards
-(the MicroPython unix port behind mpremote) that start empty: the run deploys the real firmware to them,
-registers each device, writes its config and waits for its first reading at the hub."""
+(the MicroPython unix port behind mpremote) that start empty: the run flashes those with an older MicroPython
+from the firmware cache (a Pico through its BOOTSEL drive), deploys the real firmware to them (compiled, as
+`sensing device deploy` does), registers each device, writes its config and waits for its first reading at the
+hub."""
 
+import hashlib
 import json
 import os
 import signal
@@ -18,6 +21,7 @@ from cli.device_deploy import FIRMWARE, firmware_files
 from cli.main import app
 from cli.workshop_plan import PlanKeeper
 from tests.boards.simulator import SimulatedBoard
+from tests.boards.uf2 import RP2040, RP2350_ARM_S, uf2_file
 from tests.hub_process import SENSING, RunningHub
 
 runner = CliRunner()
@@ -32,8 +36,10 @@ Kim,,st werburghs,outdoor,air,RPI_PICO_W,private,community_awareness
 EVERYONE = "collected_by: Easton workshop team\nsensors: emulated\n"
 FIRST_READING = "✓ 19.0 °C, 55 % RH"
 FILES = len(firmware_files(FIRMWARE))  # what deploy copies to an empty board (the bundle has no libraries yet)
-
-
+# As on a board after `sensing device deploy`: every module but main.py compiled.
+COMPILED = {"main.py", "app.mpy", "config.mpy", "sensors/emulated.mpy"}
+NEWER = "1.26.0"  # the MicroPython of the test manifest's RPI_PICO_W image
+PICO_UF2 = f"RPI_PICO_W-20250809-v{NEWER}.uf2"
 
 
 @pytest.fixture
@@ -105,6 +111,12 @@ def micropython_version(micropython: str) -> str:
     return ".".join(part.strip() for part in said.strip("()\n").split(","))
 
 
+def deployed(board: SimulatedBoard) -> set[str]:
+    """Which of the files a compiled deploy puts there, and of their .py forms, are on the board."""
+    wanted = COMPILED | {"app.py", "config.py", "sensors/emulated.py"}
+    return {name for name in wanted if (board.root / name).exists()}
+
+
 def test_three_boards_are_set_up_at_once_up_to_their_first_readings(boards, hub, facilitator_key, plan, answers,
                                                                      micropython):  # fmt: skip
     ports = [board.port for board in boards]
@@ -139,6 +151,7 @@ def test_three_boards_are_set_up_at_once_up_to_their_first_readings(boards, hub,
         [("private", ["community_awareness"], "Easton workshop team")],
     ]
     assert [json.loads(b.root.joinpath("config.json").read_text())["sensors"] for b in boards] == ["emulated"] * 3
+    assert [deployed(board) for board in boards] == [COMPILED] * 3
 
 
 def wait_for_plan(plan: Path, done: callable, seconds: float = 60) -> dict[int, dict]:
@@ -258,3 +271,160 @@ def test_a_board_that_does_not_answer_stops_no_other(boards, silent_port, hub, f
         "  Still to set up: row 3 (Jo).",
         f"  Run the same command again to continue: {plan}/plan.json keeps every step done.",
     ]  # fmt: skip
+
+
+@pytest.fixture
+def firmware_cache(tmp_path, monkeypatch):
+    """A firmware manifest knowing RPI_PICO_W's MicroPython 1.24.1 and NEWER, and a cache holding the NEWER image
+    given to the function returned; BOOTSEL drives are looked for in tmp_path / "media", where the simulated
+    boards' appear. Returns the manifest's path."""
+    cache, media = tmp_path / "cache", tmp_path / "media"
+    monkeypatch.setenv("SENSING_CACHE_DIR", str(cache))
+    monkeypatch.setenv("SENSING_DRIVE_SEARCH", str(media / "*"))
+
+    def cached(data: bytes) -> Path:
+        (cache / "firmware").mkdir(parents=True)
+        (cache / "firmware" / PICO_UF2).write_bytes(data)
+        versions = {
+            "1.24.1": {"file": "RPI_PICO_W-20241129-v1.24.1.uf2", "url": "https://example.org/old.uf2", "sha256": None},
+            NEWER: {"file": PICO_UF2, "url": f"https://example.org/{PICO_UF2}",
+                    "sha256": hashlib.sha256(data).hexdigest()},
+        }  # fmt: skip
+        manifest = tmp_path / "manifest.json"
+        manifest.write_text(json.dumps({"boards": {"RPI_PICO_W": {"chip": "RP2040", "versions": versions}}}))
+        return manifest
+
+    return cached
+
+
+@pytest.fixture
+def plug(tmp_path, micropython):
+    """plug(name, **options): a simulated board plugged in (started), unplugged after the test."""
+    started = []
+
+    def plug(name: str, **options) -> SimulatedBoard:
+        started.append(SimulatedBoard(tmp_path / name, micropython, **options).start())
+        return started[-1]
+
+    yield plug
+    for board in started:
+        board.stop()
+
+
+NAMES = {2: "Sam", 3: "Jo", 4: "Kim"}
+CHOSEN = {2: ("open", "easton"), 3: ("community", "easton"), 4: ("private", "st werburghs")}
+
+
+def flashed_board(port: str, row: int, device: str, *said: str) -> list[str]:
+    """The log of a board flashed with NEWER, then set up as the others."""
+    sharing, area = CHOSEN[row]
+    return log_lines(port, row, NAMES[row], *said, f"deployed {FILES} of {FILES} files",
+                     f"registered {device}: sharing {sharing}, in {area}",
+                     f"first reading at the hub: {FIRST_READING[2:]}")  # fmt: skip
+
+
+def test_a_pico_with_an_older_micropython_is_flashed_in_the_run(plug, tmp_path, firmware_cache, hub, facilitator_key,
+                                                                plan, answers, micropython):  # fmt: skip
+    manifest = firmware_cache(uf2_file(RP2040, blocks=60, version=NEWER))
+    by_id, media = tmp_path / "by-id", tmp_path / "media"  # as Linux's /dev/serial/by-id, and /media/$USER
+    # While the old board is in BOOTSEL, another device takes its port's number (Linux gives the lowest free
+    # ttyACM number): it comes back at another port, and is known there by its unique id.
+    old = plug("flash-old", version="1.24.1", media=media, links=by_id, renumbered=True)
+    boards = [old, plug("flash1", links=by_id), plug("flash2", links=by_id)]  # all plugged in as the run starts
+    left = old.port
+
+    result = runner.invoke(app, workshop_run(plan, hub, facilitator_key, answers, [], "--watch", str(by_id),
+                                             "--parallel", "3", "--manifest", str(manifest)))  # fmt: skip
+
+    assert (result.exit_code, result.stderr) == (0, "")
+    devices = planned(plan)
+    ids = {row: devices[row]["device_id"] for row in (2, 3, 4)}
+    assert devices_at(hub) == sorted(ids.values())
+    # Through BOOTSEL and back: its drive came and went, and it runs NEWER at another port.
+    assert (old.version, old.drive, list(media.iterdir()), old.port != left) == (NEWER, None, [], True)
+    port = {row: port_of(boards, ids[row]) for row in ids}
+    flashed = next(row for row in ids if port[row] == old.port)
+    expected = flashed_board(old.port, flashed, ids[flashed], f"MicroPython {NEWER} written (it was at {left})")
+    for row in sorted(set(ids) - {flashed}):
+        expected += new_board(micropython, port[row], row, NAMES[row], ids[row], *CHOSEN[row])
+    lines = result.stdout.splitlines()
+    assert sorted(lines[:12]) == sorted(expected)
+    assert lines[12:] == final_table([(port[row], f"{NAMES[row]} (row {row})", "provisioned", FIRST_READING)
+                                      for row in (2, 3, 4)]) + ["✓ 3 of 3 planned devices provisioned."]  # fmt: skip
+    assert [deployed(board) for board in boards] == [COMPILED] * 3
+
+
+def test_a_pico_flashed_at_a_port_given_comes_back_there(plug, tmp_path, firmware_cache, hub, facilitator_key, plan,
+                                                          answers):  # fmt: skip
+    manifest = firmware_cache(uf2_file(RP2040, blocks=60, version=NEWER))
+    board = plug("flash", version="1.24.1", media=tmp_path / "media")
+    port = board.port
+
+    result = runner.invoke(app, workshop_run(plan, hub, facilitator_key, answers, [f"{port}=3"], "--manifest",
+                                             str(manifest)))  # fmt: skip
+
+    assert (result.exit_code, result.stderr) == (0, "")
+    jo = planned(plan)[3]["device_id"]
+    assert (board.version, board.port, devices_at(hub), deployed(board)) == (NEWER, port, [jo], COMPILED)
+    assert result.stdout.splitlines() == flashed_board(port, 3, jo, f"MicroPython {NEWER} written") + final_table(
+        [(port, "Jo (row 3)", "provisioned", FIRST_READING)]) + [
+        "✓ 1 of 3 planned devices provisioned.",
+        "  Still to set up: row 2 (Sam), row 4 (Kim).",
+        f"  Run the same command again to continue: {plan}/plan.json keeps every step done.",
+    ]  # fmt: skip
+
+
+def test_a_uf2_for_another_chip_in_the_cache_is_refused_before_the_board_leaves_its_port(
+        plug, tmp_path, firmware_cache, hub, facilitator_key, plan, answers):  # fmt: skip
+    manifest = firmware_cache(uf2_file(RP2350_ARM_S, blocks=60, version=NEWER))
+    board = plug("flash", version="1.24.1", media=tmp_path / "media")
+    port = board.port
+
+    result = runner.invoke(app, workshop_run(plan, hub, facilitator_key, answers, [port], "--manifest",
+                                             str(manifest)))  # fmt: skip
+
+    # Never sent to BOOTSEL, where a file its bootrom ignores would have left it: still at its port.
+    assert (board.port, board.drive, board.version) == (port, None, "1.24.1")
+    assert result.exit_code == 1
+    assert result.stderr == (
+        f"✗ Row 2 (Sam): {PICO_UF2} is for RP2350 (Arm) boards, but this board is an RP2040 (a Pico or Pico W): "
+        "use the firmware made for your board.\n"
+    )
+    assert (planned(plan)[2]["state"], devices_at(hub), (tmp_path / "media").exists()) == ("planned", [], False)
+    assert result.stdout.splitlines() == final_table([(port, "Sam (row 2)", "failed", "✗ see below")]) + [
+        "✓ 0 of 3 planned devices provisioned.",
+        "  Still to set up: row 2 (Sam), row 3 (Jo), row 4 (Kim).",
+        f"  Run the same command again to continue: {plan}/plan.json keeps every step done.",
+    ]
+
+
+@pytest.mark.mosquitto
+def test_with_a_tls_broker_every_board_gets_its_ca_certificate(plug, tls_hub, plan, answers, micropython):
+    board = plug("flash")
+    hub, broker = tls_hub.hub, tls_hub.broker
+
+    result = runner.invoke(app, workshop_run(plan, hub, tls_hub.facilitator_key, answers, [f"{board.port}=2"],
+                                             "--broker-ca", str(tls_hub.certificates.ca)))  # fmt: skip
+
+    assert (result.exit_code, result.stderr) == (0, "")
+    sam = planned(plan)[2]["device_id"]
+    assert result.stdout.splitlines()[:4] == new_board(micropython, board.port, 2, "Sam", sam, "open", "easton")
+    config = json.loads((board.root / "config.json").read_text())
+    assert (config["broker_port"], config["broker_tls"], config["broker_ca"]) == (broker.tls_port, True,
+                                                                                 "/broker-ca.der")  # fmt: skip
+    assert (board.root / "broker-ca.der").read_bytes() == tls_hub.certificates.ca_der().read_bytes()
+    assert broker.ports_of(sam) == [broker.tls_port]
+
+
+@pytest.mark.mosquitto
+def test_a_tls_broker_without_its_ca_certificate_stops_the_run_before_any_board(plug, tls_hub, plan, answers):
+    board = plug("flash")
+
+    result = runner.invoke(app, workshop_run(plan, tls_hub.hub, tls_hub.facilitator_key, answers, [board.port]))
+
+    assert (result.exit_code, result.stdout) == (1, "")
+    assert result.stderr == (
+        f"✗ The hub's broker (127.0.0.1:{tls_hub.broker.tls_port}) speaks TLS: give the CA certificate that signed "
+        "its certificate with --broker-ca (the hub's operator has it: ca.pem).\n"
+    )
+    assert (planned(plan)[2]["state"], (board.root / "config.json").exists()) == ("planned", False)
