@@ -310,7 +310,7 @@ def board_config(existing: dict | None, device_id: str, secret: str, info: dict,
 
 
 BROKER_CA_OPTION = typer.Option(
-    None, "--broker-ca", envvar="SENSING_BROKER_CA_FILE", dir_okay=False,
+    None, "--broker-ca", envvar="SENSING_BROKER_CA_FILE",
     help="The CA certificate (PEM or DER) that signed the broker's, when the hub's broker speaks TLS.",
 )  # fmt: skip
 
