@@ -172,7 +172,7 @@ class MQTTClient:
         if not stream:
             size = len(payload)
         n = len(body) + size
-        copied = 0 if stream or size > SMALL_PAYLOAD else size
+        copied = size if size <= SMALL_PAYLOAD else 0
         head = bytearray(2 + (n > 0x7F) + (n > 0x3FFF) + (n > 0x1FFFFF) + len(body) + copied)
         head[0] = kind
         i = 1
@@ -181,13 +181,19 @@ class MQTTClient:
             n >>= 7
             i += 1
         head[i] = n
-        i += 1
-        head[i:i + len(body)] = body
-        if copied:
-            head[i + len(body):] = payload
+        i += 1 + len(body)
+        head[i - len(body):i] = body
         try:
+            if copied and stream:  # a small batch: its pieces go after the header, into one segment
+                def put(piece):
+                    nonlocal i
+                    head[i:i + len(piece)] = piece
+                    i += len(piece)
+                payload(put)
+            elif copied:
+                head[i:] = payload
             self._write(head)
-            if stream:
+            if stream and not copied:
                 payload(self._write)
             elif size and not copied:
                 self._write(payload)
@@ -242,7 +248,7 @@ class MQTTClient:
         start = ticks_ms()
         while elapsed_ms(start) < self.timeout * 1000:
             got, body = self._read_packet()
-            if got == kind and (body[0] << 8) | body[1] == pid:
+            if got == kind and len(body) > 1 and (body[0] << 8) | body[1] == pid:
                 return body
             self._handle(got, body)
         self.close()
