@@ -3,8 +3,8 @@
 #   unix port:  MICROPYPATH=<repo> micropython -m firmware.main path/to/config.json
 #               (or SENSING_CONFIG=path/to/config.json)
 #
-# The start's work (reading the config, safe mode while it is invalid, WiFi) is in start.py, loaded for it and
-# let go before the loop: this file stays in the heap while the loop runs (a board runs it as source), so it
+# The start's work (reading the config, safe mode while it is invalid, WiFi) is in prepare.py, loaded for it
+# and let go before the loop: this file stays in the heap while the loop runs (a board runs it as source), so it
 # holds no more than that.
 
 try:
@@ -16,10 +16,10 @@ except (ImportError, KeyError):  # flat on a board; MicroPython raises KeyError 
 
 
 def main(hardware=None):
-    start = load("start")
-    ready = start.prepare(hardware)
-    release(start)
-    start = None
+    prepare = load("prepare")
+    ready = prepare.prepare(hardware)
+    release(prepare)
+    prepare = None
     if ready is None:
         return 1
     left = app.run(ready[0], hardware=hardware, config_file=ready[1])

@@ -1,4 +1,4 @@
-# Safe mode: what the board does while its config cannot be used (start.py loads this module only then). It
+# Safe mode: what the board does while its config cannot be used (prepare.py loads this module only then). It
 # shows the "config invalid" LED pattern, publishes "config invalid: <why>" as its status when it has enough
 # to reach the broker, and waits for good settings on its config topic, which it keeps and then runs with. On
 # a board it waits for ever (feeding the watchdog); on a laptop it says why and stops, unless
@@ -9,7 +9,7 @@ import time
 try:
     from . import app, board, mqtt, power
     from .buffer import load
-    from .start import getenv
+    from .prepare import getenv
     from .status import Led, Status
 except ImportError:  # copied flat onto a board
     import app
@@ -17,7 +17,7 @@ except ImportError:  # copied flat onto a board
     import mqtt
     import power
     from buffer import load
-    from start import getenv
+    from prepare import getenv
     from status import Led, Status
 
 

@@ -1,18 +1,13 @@
-# What the firmware does once per start, in a module loaded for it and let go afterwards (buffer.load and
-# release), so that none of it stays in the heap while the loop runs; board.py, which only this module (and
-# safe mode) uses, is let go too. MicroPython common subset.
+# What app.cycles does once per start, in a module loaded for it and let go afterwards (buffer.load and
+# release), so that none of it stays in the heap while the loop runs; board.py, which only the start uses, is
+# let go too. MicroPython common subset. (main.py's own start, the config and WiFi, is prepare.py.)
 #
-#   main.py:      prepare()      the config, waiting in safe mode for settings that fix an invalid one; WiFi
-#   app.cycles:   board_part()   what the board has (LED, watchdog, sensors, modem UART); board.py goes after
-#                 device()       the loop's objects, made from the config and those, after a collection
-#
-# A config that cannot be used does not crash the board: it waits in safe mode (safemode.py, loaded only
-# then) for settings that fix it.
+#   board_part()   what the board has (LED, watchdog, sensors, modem UART); board.py goes after it
+#   device()       the loop's objects, made from the config and those, after a collection
 #
 # Nothing made here may keep a function of this module (a closure, a bound method, a class): that would keep
 # the whole module in the heap. The objects it makes are of the loop's modules (app, status, power, ...).
 
-import sys
 import time
 
 try:
@@ -28,69 +23,6 @@ except ImportError:  # copied flat onto a board
     from clock import board_rtc
     from seq import SeqCounter
     from status import Led, Status
-
-DEFAULT_CONFIG = "/config.json"
-
-
-# --- main.py's start -----------------------------------------------------------------------------------
-def prepare(hardware=None):
-    """The config, checked, and WiFi joined: (config, its path); None when safe mode stopped waiting (only on
-    a laptop)."""
-    board = load("board")
-    hardware = hardware or board.on_this_port()
-    path = config_path()
-    while True:
-        try:
-            config = app.load_config(path)
-            break
-        except ValueError as e:
-            if not isinstance(e, load("config").ConfigError):  # still imported: it raised
-                raise
-            safe = load("safemode")  # only while the config is invalid
-            fixed = safe.safe_mode(path, e, hardware, safe.safe_wait_s(hardware))
-            release(safe)
-            safe = None
-            if not fixed:
-                return None
-    join_wifi(config)
-    release(board)
-    return config, path
-
-
-def getenv(name):
-    try:
-        import os
-        return os.getenv(name)
-    except (ImportError, AttributeError):  # boards have no environment
-        return None
-
-
-def config_path():
-    if len(sys.argv) > 1 and sys.argv[1]:
-        return sys.argv[1]
-    return getenv("SENSING_CONFIG") or DEFAULT_CONFIG
-
-
-def join_wifi(config, wait_s=30):
-    ssid = config.get("wifi_ssid")
-    if not ssid:
-        return None
-    import network
-    wlan = network.WLAN(network.STA_IF)
-    wlan.active(True)
-    # A wrong password or a network out of reach is final: stop waiting as soon as the radio says so.
-    final = [getattr(network, name) for name in ("STAT_WRONG_PASSWORD", "STAT_NO_AP_FOUND", "STAT_CONNECT_FAIL")
-             if hasattr(network, name)]
-    if not wlan.isconnected():
-        wlan.connect(ssid, config.get("wifi_password", ""))
-        for _ in range(wait_s * 10):
-            if wlan.isconnected() or (final and wlan.status() in final):
-                break
-            time.sleep(0.1)
-    if not wlan.isconnected():
-        print("sensing: could not join WiFi %s; readings are kept until it works" % ssid)
-    return wlan
-
 
 # --- app.cycles' start ---------------------------------------------------------------------------------
 def board_part(config, sensor=None, hardware=None, wdt=None):

@@ -11,9 +11,9 @@ DOC = REPO / "docs" / "firmware.md"
 
 
 def optional_keys() -> list[str]:
-    """Keys start.py (main.py's start) reads with config.get and make_config does not know, such as the WiFi
+    """Keys prepare.py (main.py's start) reads with config.get and make_config does not know, such as the WiFi
     network."""
-    source = (REPO / "firmware" / "start.py").read_text()
+    source = (REPO / "firmware" / "prepare.py").read_text()
     return sorted(set(re.findall(r'config\.get\("(\w+)"', source)) - set(DEFAULTS))
 
 
@@ -25,8 +25,8 @@ def test_every_config_key_is_documented_with_its_default():
     assert [row for row in rows if row not in text] == []
 
 
-def test_the_wifi_keys_are_found_in_start():
-    # Without this, a change to how start.py reads them would silently leave them out of the check above.
+def test_the_wifi_keys_are_found_in_prepare():
+    # Without this, a change to how prepare.py reads them would silently leave them out of the check above.
     assert optional_keys() == ["wifi_password", "wifi_ssid"]
 
 
