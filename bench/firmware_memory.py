@@ -12,27 +12,36 @@ Two interpreters run it:
   - the official MicroPython webassembly port (npm @micropython/micropython-webassembly-pyscript, run by
     Node.js), which is 32-bit like the boards: its figures are the ones to hold against the target. The npm
     package is installed on demand into bench/.cache/ (gitignored); without node and npm the bench says why
-    it did not measure 32-bit. Its heap grows on demand (it can add heap areas), so "runs in N KB" there
-    means the heap never had to grow: that happens exactly where a fixed N KB heap would have raised
-    MemoryError, since an area is added only when an allocation fails after a full collection.
+    it did not measure 32-bit.
+
+The firmware collects the garbage at fixed points (before each cycle, between a cycle's reading and its
+sending, after connecting, between the batches of a backlog), and app.cycles() is its loop as a generator
+that yields at each of them. The bench drives it one step (collection point to collection point) at a time
+and collects between steps: the webassembly port cannot collect while Python code runs (it cannot scan the
+WebAssembly stack), only between calls from JavaScript, so this is how it collects at all. When an
+allocation finds no room within a step there, its heap grows (it adds an area) instead of collecting.
 
 For each, it prints
-  - code: the heap the imports hold (collected), before any cycle;
+  - code: the heap the firmware's imports hold (collected), before its start; the harness line is the rest
+    (the interpreter, the bench's own code and broker, and the interpreter's modules the firmware imports,
+    which the webassembly port keeps on its heap and a board in flash): every peak includes it;
   - heap after start: the live heap once the config is checked (and its checks let go);
-  - steady state: the largest live heap after a cycle, once collected;
-  - peak per cycle: the most heap in use at any moment of a cycle when the collector runs only where the
-    firmware asks it to (gc.collect() at the start of each cycle, and between the batches of a backlog).
-    The bench turns automatic collection off (gc.disable()) and stands in for `gc` in the firmware's
-    modules, so it sees the heap in use just before each collection the firmware makes, and at the end of
-    the cycle; between two collections the heap in use only grows, so the largest of these is the peak.
-    It counts code, live objects and garbage alike, and everything the cycle allocates (the broker's
-    replies too, as a socket's would be); not fragmentation (see the last figure). Shown for the first
-    cycle (start, connect), a normal cycle (one reading, one message) and a cycle that sends a backlog;
+  - steady state: the largest live heap after a step, once collected;
+  - peaks: the most heap in use at any moment of a step. The bench turns automatic collection off
+    (gc.disable(); the webassembly port never collects within a step anyway) and stands in for `gc` in the
+    firmware's modules, so it sees the heap in use just before each collection the firmware asks for;
+    between two collections the heap in use only grows (bar a container that moves when it grows), so
+    that is the peak. It counts code, live objects and garbage alike, and everything the step allocates
+    (the broker's replies too, as a socket's would be); not fragmentation (see the last figure). Shown for
+    the start (the loop's objects made; the firmware's imports and its config are before it), the first
+    cycle (its first connection), a normal cycle (a reading taken, one message sent, or the broker down),
+    a cycle that sends a backlog (per batch) and a reconnection after an outage;
   - growth of the live heap from cycle 1,001 (after two backlogs) to the last cycle;
-  - the smallest heap at and above which 1,000 cycles of the same scenario run (unix port: without
-    MemoryError in `micropython -X heapsize=<N>K`; webassembly: `heapsize` N KB, never grown), in 1 KB
-    steps: here the collector runs when it must, as on a board, so this is the hard figure, fragmentation
-    included.
+  - the smallest heap at and above which 1,000 cycles of the same scenario run, in 1 KB steps (unix port:
+    `micropython -X heapsize=<N>K` without MemoryError, the collector free to run whenever an allocation
+    fails, as on a board; webassembly: `heapsize` N KB that never had to grow, the collector running only
+    at the firmware's collection points, which is stricter than a board): fragmentation included, so this
+    is the hard figure.
 Each figure is shown against the 48 KB target for an ESP32 without PSRAM. It prints; it does not assert.
 
     .venv/bin/python -m bench.firmware_memory [--cycles 10000] [--limit-cycles 1000] [--only 32|64]

@@ -1,6 +1,6 @@
 # The firmware's main loop: read the sensors, number the reading, keep it, send it, forget it once
 # acknowledged. MicroPython common subset. The hardware (machine, onewire), sensors, clock, sleep, watchdog
-# and uplink client are injectable; run() touches nothing until it is called.
+# and uplink client are injectable; run() touches nothing until it is called (start.py makes its objects).
 #
 # A reading becomes a record {"seq", "t", "v"} (seq.py: never reused, even across a power cut), goes into
 # the flash buffer (buffer.py) before any send, and leaves it only after the broker's PUBACK (MQTT), in
@@ -12,6 +12,11 @@
 # Each cycle: feed the watchdog, read every sensor (faults go into the status, the reading keeps the rest),
 # send when the backoff allows, apply settings that arrived (config topic, downlink), report the status,
 # then wait (awake with the LED playing, light sleep, or deep sleep) for the next reading.
+#
+# Memory (docs/firmware.md, Memory): the loop collects its garbage at fixed points (cycles() yields at each),
+# so a peak is the live heap and what one step allocates; code used at start or now and then is loaded for it
+# and let go (buffer.load/release: start.py, config.py, ntp.py, mqtt_connect.py); a batch is streamed from
+# flash into the MQTT message (batch()), never whole in the heap.
 
 import gc
 import json
