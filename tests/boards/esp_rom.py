@@ -460,15 +460,18 @@ class EspRomPeer(EspChip):
             self.receive(data)
 
 
-def app_image(chip_id: int, size: int = 40_000, seed: int = 1) -> bytes:
+def app_image(chip_id: int, size: int = 40_000, seed: int = 1, text: bytes = b"") -> bytes:
     """An ESP application image as the ESP-IDF lays one out: the 8-byte header (magic 0xE9, one segment),
     the 16-byte extended header carrying the chip id at byte 12, one segment of seeded random bytes from 16
     values, as compressible as code (so the stub's compressed writes are used; among them SLIP's 0xC0 and
-    0xDB, so escaping is exercised), the XOR checksum, padding to 16 bytes."""
+    0xDB, so escaping is exercised), the XOR checksum, padding to 16 bytes. `text` (a build's banner, say) is
+    put in the middle of the segment, as a program's strings are."""
     import random
 
     values = bytes([0x00, 0x01, 0x02, 0x08, 0x20, 0x3F, 0x40, 0x55, 0x80, 0xA5, 0xC0, 0xDB, 0xDC, 0xDD, 0xE9, 0xFF])
     body = bytes(random.Random(seed).choices(values, k=size))
+    if text:
+        body = body[: size // 2] + text + body[size // 2 + len(text) :]
     header = struct.pack("<BBBBI", 0xE9, 1, 2, 0x20, 0x40080000)
     extended = struct.pack("<B3sHBHH4sB", 0xEE, b"\x00\x00\x00", chip_id, 0, 0, 0xFFFF, b"\x00" * 4, 0)
     segment = struct.pack("<II", 0x3FFB0000, len(body)) + body

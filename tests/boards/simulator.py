@@ -79,6 +79,8 @@ BOARDS = {
     "RPI_PICO_W": ("rp2", "Raspberry Pi Pico W with RP2040", "RP2040"),
     "RPI_PICO2_W": ("rp2", "Raspberry Pi Pico 2 W with RP2350", "RP2350"),
     "ESP32_GENERIC": ("esp32", "Generic ESP32 module with ESP32", None),
+    "ESP32_GENERIC_S3": ("esp32", "Generic ESP32S3 module with ESP32S3", None),
+    "ESP32_GENERIC_C3": ("esp32", "ESP32C3 module with ESP32C3", None),
 }
 RAW_PROMPT = b"raw REPL; CTRL-B to exit\r\n"
 FRIENDLY_BANNER_END = b'Type "help()" for more information.\r\n'
