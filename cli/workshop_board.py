@@ -19,7 +19,7 @@ from cli import uf2
 from cli.board import BoardError, connected
 from cli.consent_questions import AnswerError, Answers
 from cli.device_deploy import BoardFile, CompileError, Library, deploy_to_board, why_source
-from cli.firmware_images import PICO_CHIPS, FirmwareError, Image, Manifest, cached, version_key
+from cli.firmware_images import PICO_CHIPS, FirmwareError, Image, Manifest, cached, esp_chip_of_image, version_key
 from cli.flash import FlashError, Progress, check_board, copy_uf2, find_drive, flash_esp, read_uf2
 from cli.hubclient import call
 from cli.monitor import Lines, reading_text, soft_reboot
@@ -36,7 +36,8 @@ from cli.roster import PlanError, PlannedDevice
 from cli.workshop_plan import PlanKeeper, who
 
 FAST_BAUD = 460800
-BACK_AFTER_FLASH = 30  # seconds for a Pico to come back at a serial port with the new MicroPython
+BACK_AFTER_FLASH = 30  # seconds for a flashed board to answer with the new MicroPython (a Pico at a serial port)
+ESP_BOOT = 1  # seconds from an ESP32's reset to MicroPython's REPL, about: it is looked at after that
 
 
 class StepFailure(Exception):
@@ -229,16 +230,35 @@ def flash_if_needed(board: BoardRun, workshop: Workshop, state: dict | None, not
             failure(not_answering)
         state = flash_pico(board, workshop, state, data, image, chip, report)
     else:
+        image_chip = esp_chip_of_image(data)
+        if image_chip is not None and image_chip != chip:  # refused before the board is reset into its loader
+            failure(f"{image.file} is made for the {image_chip}, but this board is an {chip} ({device.board}): "
+                    "use the firmware made for your board.")  # fmt: skip
         flash_esp(board.port, data, image.file, (device.board, chip), FAST_BAUD, True, True, report)
-        state, not_answering = look(board.port)
-        if state is None:
-            failure(not_answering)
+        board.result = "restarting"
+        state = started_after_flash(board, workshop, image)
     if version_key(state["version"]) < version_key(image.version):
         failure(f"The board at {board.port} still runs MicroPython {state['version']} after {image.file} was "
                 "written to it: unplug it, plug it in again, and try again.")  # fmt: skip
     moved = f" (it was at {left})" if board.port != left else ""  # back at another port: named after it now
     workshop.say(board, f"MicroPython {image.version} written{moved}")
     return state
+
+
+def started_after_flash(board: BoardRun, workshop: Workshop, image: Image) -> dict:
+    """The state of an ESP32 reset by esptool after flashing, once MicroPython answers. Until it has started
+    (about a second, longer while it makes its filesystem on the erased flash) nothing reads what the port
+    sends, and a look then finds no REPL: it is looked at again, up to BACK_AFTER_FLASH."""
+    deadline = time.monotonic() + BACK_AFTER_FLASH
+    workshop.stopping.wait(ESP_BOOT)
+    while True:
+        workshop.check()
+        state, _ = look(board.port)
+        if state is not None:
+            return state
+        if time.monotonic() > deadline:
+            failure(f"The board at {board.port} did not start MicroPython within {BACK_AFTER_FLASH} s of "
+                    f"{image.file} being written to it: press its reset button, and run this again.")  # fmt: skip
 
 
 def flash_pico(board: BoardRun, workshop: Workshop, state: dict, data: bytes, image: Image, chip: str,

@@ -1,9 +1,11 @@
 """`sensing workshop run` against real components: a hub process with its embedded broker, and simulated boards
 (the MicroPython unix port behind mpremote) that start empty: the run flashes those with an older MicroPython
-from the firmware cache (a Pico through its BOOTSEL drive), deploys the real firmware to them (compiled, as
-`sensing device deploy` does), registers each device, writes its config and waits for its first reading at the
-hub."""
+from the firmware cache (a Pico through its BOOTSEL drive; an ESP32 DevKit, blank or not, with esptool, which
+resets it into its ROM loader through DTR and RTS: tests/boards/esp_micropython.py), deploys the real firmware
+to them (compiled, as `sensing device deploy` does), registers each device, writes its config and waits for its
+first reading at the hub."""
 
+import contextlib
 import hashlib
 import json
 import os
@@ -20,6 +22,7 @@ from typer.testing import CliRunner
 from cli.device_deploy import FIRMWARE, firmware_files
 from cli.main import app
 from cli.workshop_plan import PlanKeeper
+from tests.boards.esp_micropython import EspMicroPythonBoard, micropython_bin, modem_lines
 from tests.boards.simulator import SimulatedBoard
 from tests.boards.uf2 import RP2040, RP2350_ARM_S, uf2_file
 from tests.hub_process import SENSING, RunningHub
@@ -40,6 +43,7 @@ FILES = len(firmware_files(FIRMWARE))  # what deploy copies to an empty board (t
 COMPILED = {"main.py", "app.mpy", "config.mpy", "sensors/emulated.mpy"}
 NEWER = "1.26.0"  # the MicroPython of the test manifest's RPI_PICO_W image
 PICO_UF2 = f"RPI_PICO_W-20250809-v{NEWER}.uf2"
+ESP_BIN = f"ESP32_GENERIC-20250809-v{NEWER}.bin"
 
 
 @pytest.fixture
@@ -275,23 +279,26 @@ def test_a_board_that_does_not_answer_stops_no_other(boards, silent_port, hub, f
 
 @pytest.fixture
 def firmware_cache(tmp_path, monkeypatch):
-    """A firmware manifest knowing RPI_PICO_W's MicroPython 1.24.1 and NEWER, and a cache holding the NEWER image
-    given to the function returned; BOOTSEL drives are looked for in tmp_path / "media", where the simulated
-    boards' appear. Returns the manifest's path."""
+    """A firmware manifest knowing a board's MicroPython 1.24.1 and NEWER (RPI_PICO_W's, or the board named), and
+    a cache holding the NEWER image given to the function returned; BOOTSEL drives are looked for in
+    tmp_path / "media", where the simulated boards' appear. Returns the manifest's path."""
     cache, media = tmp_path / "cache", tmp_path / "media"
     monkeypatch.setenv("SENSING_CACHE_DIR", str(cache))
     monkeypatch.setenv("SENSING_DRIVE_SEARCH", str(media / "*"))
 
-    def cached(data: bytes) -> Path:
+    def cached(data: bytes, board: str = "RPI_PICO_W") -> Path:
+        chip, file, old = {
+            "RPI_PICO_W": ("RP2040", PICO_UF2, "RPI_PICO_W-20241129-v1.24.1.uf2"),
+            "ESP32_GENERIC": ("ESP32", ESP_BIN, "ESP32_GENERIC-20241129-v1.24.1.bin"),
+        }[board]
         (cache / "firmware").mkdir(parents=True)
-        (cache / "firmware" / PICO_UF2).write_bytes(data)
+        (cache / "firmware" / file).write_bytes(data)
         versions = {
-            "1.24.1": {"file": "RPI_PICO_W-20241129-v1.24.1.uf2", "url": "https://example.org/old.uf2", "sha256": None},
-            NEWER: {"file": PICO_UF2, "url": f"https://example.org/{PICO_UF2}",
-                    "sha256": hashlib.sha256(data).hexdigest()},
-        }  # fmt: skip
+            "1.24.1": {"file": old, "url": f"https://example.org/{old}", "sha256": None},
+            NEWER: {"file": file, "url": f"https://example.org/{file}", "sha256": hashlib.sha256(data).hexdigest()},
+        }
         manifest = tmp_path / "manifest.json"
-        manifest.write_text(json.dumps({"boards": {"RPI_PICO_W": {"chip": "RP2040", "versions": versions}}}))
+        manifest.write_text(json.dumps({"boards": {board: {"chip": chip, "versions": versions}}}))
         return manifest
 
     return cached
@@ -396,6 +403,87 @@ def test_a_uf2_for_another_chip_in_the_cache_is_refused_before_the_board_leaves_
         "  Still to set up: row 2 (Sam), row 3 (Jo), row 4 (Kim).",
         f"  Run the same command again to continue: {plan}/plan.json keeps every step done.",
     ]
+
+
+ESP_ROSTER = """\
+name,contact,area,placement,kind,board,sharing,purposes
+Sam,,easton,outdoor,air,ESP32_GENERIC,open,community_awareness;research
+Jo,,easton,indoor,damp,RPI_PICO_W,,
+"""
+
+
+@pytest.fixture
+def esp_plan(tmp_path) -> Path:
+    """A plan whose row 2 (Sam) is an ESP32_GENERIC and row 3 (Jo) a Pico W."""
+    (tmp_path / "roster.csv").write_text(ESP_ROSTER)
+    result = runner.invoke(app, ["workshop", "prepare", str(tmp_path / "roster.csv"), "--out", str(tmp_path / "plan")])
+    assert result.exit_code == 0, result.output
+    return tmp_path / "plan"
+
+
+@pytest.fixture
+def plug_esp(tmp_path, micropython):
+    """plug_esp(name, firmware): an ESP32 DevKit plugged in (tests/boards/esp_micropython.py), its flash holding
+    `firmware` (None: blank), its DTR and RTS working for the command run in this process; unplugged after."""
+    with contextlib.ExitStack() as plugged:
+
+        def plug(name: str, firmware: bytes | None) -> EspMicroPythonBoard:
+            board = plugged.enter_context(EspMicroPythonBoard(tmp_path / name, micropython, firmware=firmware))
+            plugged.enter_context(modem_lines(board))
+            return board
+
+        yield plug
+
+
+@pytest.mark.parametrize("firmware", [None, micropython_bin("esp32", "1.24.1")], ids=["blank", "older"])
+def test_an_esp32_without_the_micropython_wanted_is_flashed_in_the_run(plug_esp, firmware, firmware_cache, hub,
+                                                                       facilitator_key, esp_plan, answers):  # fmt: skip
+    image = micropython_bin("esp32", NEWER)
+    manifest = firmware_cache(image, board="ESP32_GENERIC")
+    board = plug_esp("fs", firmware)
+    (board.root / "notes.txt").write_text("an earlier project's file")  # in the flash's filesystem
+    port = board.port
+
+    result = runner.invoke(app, workshop_run(esp_plan, hub, facilitator_key, answers, [port], "--manifest",
+                                             str(manifest)))  # fmt: skip
+
+    assert (result.exit_code, result.stderr) == (0, "")
+    sam = planned(esp_plan)[2]["device_id"]
+    assert devices_at(hub) == [sam]
+    assert result.stdout.splitlines() == flashed_board(port, 2, sam, f"MicroPython {NEWER} written") + final_table(
+        [(port, "Sam (row 2)", "provisioned", FIRST_READING)]) + [
+        "✓ 1 of 2 planned devices provisioned.", "  Still to set up: row 3 (Jo).",
+        f"  Run the same command again to continue: {esp_plan}/plan.json keeps every step done."]  # fmt: skip
+    # Reset into its ROM loader by esptool (nobody held BOOT), the stub at 460800 erased the whole chip and wrote
+    # the cached image at the ESP32's 0x1000, and esptool's hard reset booted it: MicroPython NEWER, which runs.
+    assert (board.boots, board.installed, board.running) == (["firmware", "download", "firmware"], NEWER, NEWER)
+    assert board.flash[0x1000 : 0x1000 + len(image)] == image and board.bauds == [(460800, 115200)]
+    assert {"ERASE_FLASH", "FLASH_DEFL_END"} <= set(board.stub_commands)
+    # The erase took the old filesystem: what is there now is the run's.
+    assert (deployed(board), (board.root / "notes.txt").exists()) == (COMPILED, False)
+    assert json.loads((board.root / "config.json").read_text())["device_id"] == sam
+
+
+def test_an_esp32_image_for_another_chip_in_the_cache_is_refused_before_the_board_is_reset(
+        plug_esp, firmware_cache, hub, facilitator_key, esp_plan, answers):  # fmt: skip
+    manifest = firmware_cache(micropython_bin("esp32s3", NEWER), board="ESP32_GENERIC")
+    board = plug_esp("fs", micropython_bin("esp32", "1.24.1"))
+    port = board.port
+
+    result = runner.invoke(app, workshop_run(esp_plan, hub, facilitator_key, answers, [port], "--manifest",
+                                             str(manifest)))  # fmt: skip
+
+    assert result.exit_code == 1
+    assert result.stderr == (
+        f"✗ Row 2 (Sam): {ESP_BIN} is made for the ESP32-S3, but this board is an ESP32 (ESP32_GENERIC): "
+        "use the firmware made for your board.\n"
+    )
+    # Never reset into its loader: still running its MicroPython, nothing written.
+    assert (board.boots, board.commands, board.installed, board.running) == (["firmware"], [], "1.24.1", "1.24.1")
+    assert (planned(esp_plan)[2]["state"], devices_at(hub)) == ("planned", [])
+    assert result.stdout.splitlines() == final_table([(port, "Sam (row 2)", "failed", "✗ see below")]) + [
+        "✓ 0 of 2 planned devices provisioned.", "  Still to set up: row 2 (Sam), row 3 (Jo).",
+        f"  Run the same command again to continue: {esp_plan}/plan.json keeps every step done."]  # fmt: skip
 
 
 @pytest.mark.mosquitto
