@@ -96,11 +96,14 @@ def bootable_image(flash: bytes, chip: str) -> bytes | None:
 
 
 class EspMicroPythonBoard(EspBoard):
-    """See the module's docstring. `firmware`: an image in its flash at the chip's offset when plugged in."""
+    """See the module's docstring. `firmware`: an image in its flash at the chip's offset when plugged in.
+    `auto_program=False`: a board without the DTR/RTS circuit (a bare module on a USB-serial adapter, some
+    boards): the lines change, EN and IO0 do not, and only its buttons would take it to its loader."""
 
     def __init__(self, root: Path, micropython: str, chip: str = "esp32", firmware: bytes | None = None,
-                 **chip_options):  # fmt: skip
+                 auto_program: bool = True, **chip_options):  # fmt: skip
         super().__init__(chip, **chip_options)
+        self.auto_program = auto_program
         if chip not in BOARD_NAMES:
             raise ValueError(f"no simulated MicroPython for {chip!r}: one of {', '.join(BOARD_NAMES)}")
         self.root = Path(root)
@@ -173,6 +176,12 @@ class EspMicroPythonBoard(EspBoard):
         return f"<EspMicroPythonBoard {self.chip} at {self.port}, {self.loader or self.running or 'silent'}>"
 
     # ------------------------------------------------------------------------------------------- the chip
+
+    def _set_lines(self, dtr: bool, rts: bool) -> None:
+        if self.auto_program:
+            super()._set_lines(dtr, rts)
+        else:
+            self._dtr, self._rts = dtr, rts
 
     def restart(self, download: bool, banner: bool = True) -> None:
         super().restart(download, banner)

@@ -423,12 +423,14 @@ def esp_plan(tmp_path) -> Path:
 
 @pytest.fixture
 def plug_esp(tmp_path, micropython):
-    """plug_esp(name, firmware): an ESP32 DevKit plugged in (tests/boards/esp_micropython.py), its flash holding
-    `firmware` (None: blank), its DTR and RTS working for the command run in this process; unplugged after."""
+    """plug_esp(name, firmware, **options): an ESP32 DevKit plugged in (tests/boards/esp_micropython.py), its flash
+    holding `firmware` (None: blank), its DTR and RTS working for the command run in this process; unplugged
+    after."""
     with contextlib.ExitStack() as plugged:
 
-        def plug(name: str, firmware: bytes | None) -> EspMicroPythonBoard:
-            board = plugged.enter_context(EspMicroPythonBoard(tmp_path / name, micropython, firmware=firmware))
+        def plug(name: str, firmware: bytes | None, **options) -> EspMicroPythonBoard:
+            board = EspMicroPythonBoard(tmp_path / name, micropython, firmware=firmware, **options)
+            plugged.enter_context(board)
             plugged.enter_context(modem_lines(board))
             return board
 
@@ -480,6 +482,27 @@ def test_an_esp32_image_for_another_chip_in_the_cache_is_refused_before_the_boar
     )
     # Never reset into its loader: still running its MicroPython, nothing written.
     assert (board.boots, board.commands, board.installed, board.running) == (["firmware"], [], "1.24.1", "1.24.1")
+    assert (planned(esp_plan)[2]["state"], devices_at(hub)) == ("planned", [])
+    assert result.stdout.splitlines() == final_table([(port, "Sam (row 2)", "failed", "✗ see below")]) + [
+        "✓ 0 of 2 planned devices provisioned.", "  Still to set up: row 2 (Sam), row 3 (Jo).",
+        f"  Run the same command again to continue: {esp_plan}/plan.json keeps every step done."]  # fmt: skip
+
+
+def test_an_esp32_without_the_auto_program_circuit_is_told_to_be_put_in_its_loader_by_hand(
+        plug_esp, firmware_cache, hub, facilitator_key, esp_plan, answers):  # fmt: skip
+    manifest = firmware_cache(micropython_bin("esp32", NEWER), board="ESP32_GENERIC")
+    board = plug_esp("fs", None, auto_program=False)  # blank, and esptool's DTR/RTS reach neither EN nor IO0
+    port = board.port
+
+    result = runner.invoke(app, workshop_run(esp_plan, hub, facilitator_key, answers, [port], "--manifest",
+                                             str(manifest)))  # fmt: skip
+
+    assert result.exit_code == 1
+    assert result.stderr == (
+        f"✗ Row 2 (Sam): The board at {port} does not answer like an ESP32 in its bootloader: hold its BOOT button, "
+        "press and release RESET, let go of BOOT, and try again.\n"
+    )
+    assert (board.boots, board.commands, board.flash.count(0xFF)) == (["firmware"], [], len(board.flash))
     assert (planned(esp_plan)[2]["state"], devices_at(hub)) == ("planned", [])
     assert result.stdout.splitlines() == final_table([(port, "Sam (row 2)", "failed", "✗ see below")]) + [
         "✓ 0 of 2 planned devices provisioned.", "  Still to set up: row 2 (Sam), row 3 (Jo).",
