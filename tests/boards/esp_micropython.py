@@ -12,7 +12,7 @@ The board is EspBoard (tests/boards/esp_board.py), the chip of tests/boards/esp_
 auto-program circuit (DTR and RTS drive EN and IO0), here at a pseudo-terminal instead of behind an RFC 2217
 server. Plugged in (`start`), it boots its firmware. At each reset with IO0 high it boots what its flash holds
 at the chip's offset (0x1000 on the ESP32 and ESP32-S2, 0 on the others): an application image whose header
-names this chip and whose checksum holds (the ROM checks both). An image carrying MicroPython's banner
+names this chip and whose checksum holds (the ROM and the bootloader check them). An image carrying MicroPython's banner
 ("MicroPython v1.25.0 on ...", as micropython_bin builds one) runs as the simulated MicroPython board of
 tests/boards/simulator.py (the unix port behind the raw REPL, soft reboots as a board), that version, behind
 this same port at 115200 baud, its filesystem `root`. Anything else leaves the chip silent after its ROM's boot
@@ -33,9 +33,10 @@ real fcntl. It stands in for the `fcntl` module inside esp_pylib.serial_reset an
 two callers, in this process only: so the command must run in the test's process (CliRunner), as the
 workshop tests run it. Serving the board over RFC 2217 instead (as esp_board.py does) would not do:
 `sensing workshop run` takes local ports (cli/board.py checks the port exists before mpremote opens it),
-and a board at a workshop is plugged into the computer that runs it. Opening and closing the port do not
-move the lines here (the kernel raises both together at open and drops both at close, which resets nothing
-on a DevKit); pyserial's open asserts DTR, then RTS, which does not reset the chip either.
+and a board at a workshop is plugged into the computer that runs it. The kernel's own change of both lines
+at once when the port is opened and closed is not modelled (it resets nothing on a DevKit); pyserial's open
+then asserts DTR, then RTS, which does not reset the chip either. A board without the circuit:
+`auto_program=False`.
 
 Not simulated beyond EspBoard's and SimulatedBoard's own limits: MicroPython's first-boot messages, the
 second-stage bootloader's log, the USB-Serial/JTAG of the S3/C3/C6.
