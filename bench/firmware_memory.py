@@ -6,6 +6,19 @@ else. The broker is down 60 cycles in every 400, so a backlog builds up and is s
 back. The firmware is loaded twice: as .mpy files made with mpy-cross (what `sensing device deploy` ships,
 so the headline figure) and compiled from its .py files at import.
 
+The sensors are the emulated one (firmware/sensors/emulated.py, what a laptop runs), then the kits residents
+build (KITS: an air kit with a PMS5003 or an SDS011 on the UART, an SCD4x and a BME280 on I2C; a damp kit
+with an SHT4x on I2C and a DS18B20 on 1-Wire, whose readings gain dew point, surface humidity and
+condensation risk), found and read by the real drivers through the board's pin map (ESP32_GENERIC), as on a
+board. At the hardware edge the buses of a fake `machine` and `onewire` host the emulated chips of
+cli/simulator/chips, answering with their datasheets' bytes and following `sensing simulate`'s series, a
+minute apart each cycle. The chips are the bench's, as its broker is: the heap they hold (their code and
+objects, made after the firmware's imports) and what they allocate in each bus call are measured apart,
+shown on their own line and left out of every figure of a kit; what a board's bus call allocates (the bytes
+a read returns) is a copy made outside that count, so it stays in the firmware's share. For a kit the
+smallest heap is not searched (the chips, in the same heap, would decide it). A kit is measured from .mpy
+files only, unless --py.
+
 Two interpreters run it:
   - the MicroPython unix port, which is 64-bit: its pointers and object headers are twice their size on an
     ESP32 or an RP2040, so it overstates a board's heap (bytecode and strings are the same size);
@@ -45,6 +58,7 @@ For each, it prints
 Each figure is shown against the 48 KB target for an ESP32 without PSRAM. It prints; it does not assert.
 
     .venv/bin/python -m bench.firmware_memory [--cycles 10000] [--limit-cycles 1000] [--only 32|64]
+        [--kit emulated|air-pms5003|air-sds011|damp ...] [--py]
 """
 
 import argparse
@@ -97,7 +111,9 @@ class Broker:
         self.reply = bytearray(5)
         self.sent = 0        # bytes in self.reply
         self.replied = 0     # of which not yet received by the client
-        self.head = bytearray(80)  # topic length, topic, packet id, the payload's first byte
+        # topic length, topic, packet id, the payload's first byte; with a kit, until a reading was sampled,
+        # SAMPLE, which holds the whole first reading
+        self.head = SAMPLE if SAMPLE is not None and not stats[SAMPLED] else bytearray(80)
         self.kind = -1       # the packet being read; -1 between packets
         self.size = 0        # its remaining length, while it is being read
         self.shift = -1      # >= 0 while the remaining length is being read
@@ -153,6 +169,9 @@ class Broker:
             if kind & 0x06:
                 self.answer(0x40, h[2 + topic], h[3 + topic])
             if topic == len(UP):
+                if h is SAMPLE and h[4 + topic] == 0x7B:  # "{": the first reading, kept for the report
+                    stats[SAMPLED] = min(self.got, len(h))
+                    self.head = bytearray(80)
                 stats[MESSAGES] += 1
                 stats[UPS] += 1
                 if h[4 + topic] == 0x5B:  # "[": a batch
@@ -199,13 +218,19 @@ def client(*args, **options):
 # the largest live heap; messages, batches, and the firmware's collections in all; up messages and batches
 # this step; the heap in use before the firmware's collections this step; steps; the cycle whose live heap
 # was looked at last; connections this step; the peak of the steps that connect again after an outage;
+# with a kit: what its emulated chips allocated this step, the most they did in a step, the
+# length of the sampled reading in SAMPLE, the sensor faults logged;
 # then the live heap after the cycles in MARKS.
 # The first backlog is sent at cycle 361, so cycle 1001 comes after two; the last cycle is the drain's.
 (CYCLE, START, FIRST, NORMAL, BACKLOG, LIVE, MESSAGES, BATCHES, COLLECTS, UPS, BATCHED, BEFORE, STEPS,
- MARKED, CONNECTS, RECONNECT) = range(16)
+ MARKED, CONNECTS, RECONNECT, CHIPS, CHIPS_MOST, SAMPLED, FAULTS) = range(20)
 MARKS = (0, 100, 1000, CYCLES // 2, CYCLES - 2)
-stats = [0] * (16 + len(MARKS))
+stats = [0] * (20 + len(MARKS))
 finished = False
+SAMPLE = bytearray(400) if KIT else None
+DEBUG = False
+HARDWARE = None  # the emulated sensor; with a kit, its buses (below)
+chips = 0        # the heap the kit's emulated chips and buses hold
 
 
 class Collector:
@@ -213,11 +238,24 @@ class Collector:
     # the firmware asks for is the highest it reached since the collection before (the automatic collector
     # is off while measuring, or, in the webassembly port, runs only between steps).
     def collect(self):
-        n = gc.mem_alloc()
+        n = gc.mem_alloc() - stats[CHIPS]
         if n > stats[BEFORE]:
             stats[BEFORE] = n
         stats[COLLECTS] += 1
         gc.collect()
+
+
+def chips_collected():
+    if stats[CHIPS] > stats[CHIPS_MOST]:
+        stats[CHIPS_MOST] = stats[CHIPS]
+    stats[CHIPS] = 0
+
+
+def log(line):
+    if DEBUG:
+        print(line)
+    if "sensor fault" in line:
+        stats[FAULTS] += 1
 
 
 
@@ -227,8 +265,10 @@ def grown():
 
 
 def sleep(seconds):
-    # Called once at the end of each cycle but the last.
+    # Called once at the end of each cycle but the last: a kit's chips see a minute go by.
     stats[CYCLE] += 1
+    if KIT:
+        clock.now_ms += 60000
 
 
 def step():
@@ -242,7 +282,7 @@ def step():
             stats[MARKED] = stats[CYCLE]
             for i in range(len(MARKS)):
                 if MARKS[i] == stats[CYCLE] - 1:
-                    stats[16 + i] = live
+                    stats[20 + i] = live
     else:
         grown()
     try:
@@ -250,7 +290,7 @@ def step():
     except StopIteration:
         finished = True
     if MEASURE:
-        peak = max(stats[BEFORE], gc.mem_alloc())
+        peak = max(stats[BEFORE], gc.mem_alloc() - stats[CHIPS])
         kind = START if stats[STEPS] < 2 else FIRST if stats[MESSAGES] == stats[UPS] else (
             BACKLOG if stats[BATCHED] else RECONNECT if stats[CONNECTS] else NORMAL)
         stats[kind] = max(stats[kind], peak)
@@ -259,6 +299,7 @@ def step():
     stats[UPS] = 0
     stats[BATCHED] = 0
     stats[STEPS] += 1
+    chips_collected()
     gc.collect()
 
 
@@ -269,9 +310,14 @@ total = base + gc.mem_free()  # changes only if the heap grows (the webassembly 
 from firmware import app, mqtt
 gc.collect()
 """ + PART + """
-code = gc.mem_alloc() - base
-config = app.make_config({"device_id": "bench-1", "secret": "x", "state_dir": STATE, "cycles": CYCLES,
-                          "interval": 0, "backoff_initial": 0, "backoff_max": 0, "ntp_host": ""})
+chips = gc.mem_alloc() - before_kit
+code = before_kit - base
+given = {"device_id": "bench-1", "secret": "x", "state_dir": STATE, "cycles": CYCLES, "interval": 0,
+         "backoff_initial": 0, "backoff_max": 0, "ntp_host": ""}
+if KIT:
+    given.update({"sensors": "auto", "board": "ESP32_GENERIC", "uart_sensor": KIT["uart"]})
+config = app.make_config(given)
+given = None
 gc.collect()
 """ + PART + """
 started = gc.mem_alloc()
@@ -280,47 +326,241 @@ if MEASURE:
         if name.startswith("firmware") and getattr(sys.modules[name], "gc", None) is gc:
             setattr(sys.modules[name], "gc", Collector())
     gc.disable()
-loop = app.cycles(config, sleep=sleep, log=lambda line: None, client_factory=client)
+loop = app.cycles(config, sleep=sleep, log=log, client_factory=client, hardware=HARDWARE)
 left = 0
 gc.collect()
 """
+# A kit: its emulated chips (cli/simulator/chips, which `sensing simulate` and the tests use) on the buses
+# of a fake `machine` and `onewire` module, with the board's pin map, for the real drivers to find and read.
+# They are the bench's, not the firmware's: the heap they hold is measured here (`chips`), and what they
+# allocate while the firmware calls into the buses is counted apart (stats[CHIPS]); both are left out of
+# the kit's figures. What a board's bus call allocates (the bytes machine.I2C.readfrom_mem or UART.read
+# return, the list of scan()) is a copy made outside that count, so it stays in the firmware's share.
+# The chips' clock moves with the drivers' waits and a minute per cycle (sleep()); the series they follow
+# is the one `sensing simulate` uses (cli/simulator/chips/series.py).
+KIT_PART = """
+from cli.simulator.chips import bosch, maxim, particulate, sensirion
+from cli.simulator.chips.bus import Clock, FakeI2C, FakeOneWire, FakeUART
+from cli.simulator.chips.series import Series
+
+clock = Clock(0)
+series = Series(KIT["profile"], 1)
+MAKERS = {"sht4x": sensirion.SHT4xChip, "sht3x": sensirion.SHT3xChip, "scd4x": sensirion.SCD4xChip,
+          "bme280": bosch.BME280Chip, "sds011": particulate.SDS011Chip, "pms5003": particulate.PMS5003Chip,
+          "ds18b20": maxim.DS18B20Chip}
+
+
+def chip(name):
+    c = MAKERS[name]()
+    c.series = series
+    return c
+
+
+def took(n):
+    stats[CHIPS] += gc.mem_alloc() - n
+
+
+class I2C:
+    def __init__(self, bus):
+        self.bus = bus
+
+    def scan(self):
+        n = gc.mem_alloc()
+        try:
+            found = self.bus.scan()
+        finally:
+            took(n)
+        return found[:]
+
+    def writeto(self, address, buf, stop=True):
+        n = gc.mem_alloc()
+        try:
+            return self.bus.writeto(address, buf)
+        finally:
+            took(n)
+
+    def readfrom_into(self, address, buf, stop=True):
+        n = gc.mem_alloc()
+        try:
+            self.bus.readfrom_into(address, buf)
+        finally:
+            took(n)
+
+    def readfrom_mem(self, address, register, size):
+        n = gc.mem_alloc()
+        try:
+            data = self.bus.readfrom_mem(address, register, size)
+        finally:
+            took(n)
+        return data[:]
+
+    def writeto_mem(self, address, register, buf):
+        n = gc.mem_alloc()
+        try:
+            self.bus.writeto_mem(address, register, buf)
+        finally:
+            took(n)
+
+
+class UART:
+    def __init__(self, bus):
+        self.bus = bus
+
+    def any(self):
+        n = gc.mem_alloc()
+        try:
+            return self.bus.any()
+        finally:
+            took(n)
+
+    def read(self, size=None):
+        n = gc.mem_alloc()
+        try:
+            data = self.bus.read(size)
+        finally:
+            took(n)
+        return None if data is None else data[:]
+
+    def write(self, buf):
+        return len(buf)
+
+
+class OneWire:
+    def __init__(self, bus):
+        self.bus = bus
+
+    def reset(self, required=False):
+        n = gc.mem_alloc()
+        try:
+            return self.bus.reset(required)
+        finally:
+            took(n)
+
+    def writebyte(self, value):
+        n = gc.mem_alloc()
+        try:
+            self.bus.writebyte(value)
+        finally:
+            took(n)
+
+    def write(self, buf):
+        n = gc.mem_alloc()
+        try:
+            self.bus.write(buf)
+        finally:
+            took(n)
+
+    def readinto(self, buf):
+        n = gc.mem_alloc()
+        try:
+            self.bus.readinto(buf)
+        finally:
+            took(n)
+
+    def scan(self):
+        n = gc.mem_alloc()
+        try:
+            found = self.bus.scan()
+        finally:
+            took(n)
+        return [bytearray(rom) for rom in found]
+
+
+class Pin:
+    OUT = 1
+    IN = 0
+
+    def __init__(self, pin, mode=None):
+        pass
+
+    def value(self, level=None):
+        return 0
+
+
+BUSES = (I2C(FakeI2C([chip(name) for name in KIT["i2c"]], clock)),
+         UART(FakeUART(chip(KIT["uart"]), clock)) if KIT["uart"] else None,
+         OneWire(FakeOneWire([chip(name) for name in KIT["onewire"]], clock)))
+
+
+class Machine:
+    Pin = Pin
+
+    def I2C(self, id, sda=None, scl=None, freq=None):
+        return BUSES[0]
+
+    def UART(self, id, **options):
+        if BUSES[1] is None:
+            raise OSError(19)  # no UART sensor in this kit
+        return BUSES[1]
+
+
+class OneWireModule:
+    def OneWire(self, pin):
+        return BUSES[2]
+
+
+class Hardware:
+    # board.Hardware's fields, without importing board.py (the firmware loads it for its start, then lets
+    # it go); the pin map is firmware/boards/ESP32_GENERIC.json.
+    machine = Machine()
+    onewire = OneWireModule()
+    modem_clock = None
+    board_map = "/nonexistent/board.json"
+    neopixel = None
+
+    def __init__(self):
+        self.sleep_ms = clock.sleep_ms
+
+    def has_buses(self):
+        return True
+
+
+HARDWARE = Hardware()
+"""
+
 # Run once the loop is finished: not in the heap while it runs.
 REPORT = """
 def report():
     if not MEASURE:
         grown()
-    print(json.dumps({"base": base, "code": code, "started": started, "start": stats[START],
+    print(json.dumps({"base": base, "chips": chips, "chips_garbage": stats[CHIPS_MOST], "faults": stats[FAULTS],
+                      "sample": bytes(SAMPLE[4 + len(UP):stats[SAMPLED]]).decode() if KIT else "",
+                      "code": code, "started": started, "start": stats[START],
                       "first": stats[FIRST], "reconnect": stats[RECONNECT], "normal": stats[NORMAL],
                       "backlog": stats[BACKLOG],
                       "live": stats[LIVE], "messages": stats[MESSAGES], "batches": stats[BATCHES], "left": left,
                       "collects": stats[COLLECTS],
-                      "marks": [[MARKS[i] + 1, stats[16 + i]] for i in range(len(MARKS))]}))
+                      "marks": [[MARKS[i] + 1, stats[20 + i]] for i in range(len(MARKS))]}))
 """
 
 
-def scenario(state: str, cycles: int, mode: str) -> list[str]:
-    """The scenario's parts, the first with its prelude: `mode` is "measure" or "limit"."""
+def scenario(state: str, cycles: int, mode: str, kit: dict | None = None) -> list[str]:
+    """The scenario's parts, the first with its prelude: `mode` is "measure" or "limit"; `kit` one of KITS'
+    (None: the emulated sensor). The kit's chips are made in parts of their own, after the firmware's imports."""
     parts = SCRIPT.split(PART)
-    parts[0] = f"STATE = {state!r}\nCYCLES = {cycles}\nMEASURE = {mode == 'measure'}\n" + parts[0]
+    parts[0] = (f"STATE = {state!r}\nCYCLES = {cycles}\nMEASURE = {mode == 'measure'}\nKIT = {kit!r}\n"
+                + parts[0])
+    parts[2:2] = ["before_kit = gc.mem_alloc()\n", (KIT_PART if kit else "") + "gc.collect()\n"]
     return parts
 
 
-def unix_script(state: str, cycles: int, mode: str) -> str:
+def unix_script(state: str, cycles: int, mode: str, kit: dict | None = None) -> str:
     """The scenario as one script for the unix port, which collects where it is asked to."""
-    parts = scenario(state, cycles, mode)
+    parts = scenario(state, cycles, mode, kit)
     return "\n".join(parts) + "\nwhile not finished:\n    step()\n" + REPORT + "report()\n"
 
 
 # Runs the scenario in the webassembly port under Node.js: loads MicroPython with the given heap, copies a
-# folder holding firmware/ into its in-memory file system, makes /state, and runs the parts of the script,
-# then step() until `finished`, then the report, each from the top level (where the heap is collected).
-#   node runner.mjs <micropython.mjs> <folder holding firmware/> <heap bytes> <script>
+# folder holding firmware/ into its in-memory file system (and the emulated chips, cli/simulator/, from the
+# repository, for a kit), makes /state, and runs the parts of the script, then step() until `finished`, then
+# the report, each from the top level (where the heap is collected).
+#   node runner.mjs <micropython.mjs> <folder holding firmware/> <heap bytes> <script> [<repository>]
 WASM_RUNNER = r"""
 import fs from "node:fs";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
 
-const [pkg, root, heap, script] = process.argv.slice(2);
+const [pkg, root, heap, script, repo] = process.argv.slice(2);
 const { loadMicroPython } = await import(pathToFileURL(pkg).href);
 const mp = await loadMicroPython({
   heapsize: Number(heap),
@@ -343,6 +583,11 @@ function copy(from, to) {
 
 mp.FS.mkdir("/app");
 copy(path.join(root, "firmware"), "/app/firmware");
+if (repo) {
+  mp.FS.mkdir("/app/cli");
+  mp.FS.writeFile("/app/cli/__init__.py", fs.readFileSync(path.join(repo, "cli", "__init__.py")));
+  copy(path.join(repo, "cli", "simulator"), "/app/cli/simulator");
+}
 mp.FS.mkdir("/state");
 try {
   mp.runPython("import sys\nsys.path.insert(0, '/app')");
@@ -374,8 +619,9 @@ class Unix:
     def mpy_version(self) -> tuple[int, int]:
         return split_mpy(int(self._eval("import sys; print(sys.implementation._mpy)")))
 
-    def run(self, path: Path, cycles: int, mode: str, heap_kb: int | None = None) -> tuple[int, str]:
-        return run(self.micropython, path, cycles, mode, heap_kb)
+    def run(self, path: Path, cycles: int, mode: str, heap_kb: int | None = None,
+            kit: dict | None = None) -> tuple[int, str]:
+        return run(self.micropython, path, cycles, mode, heap_kb, kit)
 
 
 class Wasm:
@@ -420,12 +666,13 @@ class Wasm:
             return f"the webassembly port does not start under {node}: {e}"
         return wasm
 
-    def _eval(self, code: str, root: Path = REPO, heap_kb: int = 256) -> subprocess.CompletedProcess:
+    def _eval(self, code: str, root: Path = REPO, heap_kb: int = 256, chips: bool = False):
         with tempfile.TemporaryDirectory() as tmp:
             script = Path(tmp) / "script.py"
             script.write_text(code)
             return subprocess.run(
-                [self.node, str(self.runner), str(self.module), str(root), str(heap_kb * 1024), str(script)],
+                [self.node, str(self.runner), str(self.module), str(root), str(heap_kb * 1024), str(script)]
+                + ([str(REPO)] if chips else []),
                 capture_output=True, text=True, timeout=900,
             )
 
@@ -435,9 +682,10 @@ class Wasm:
             raise ValueError(out.stderr.strip())
         return split_mpy(int(out.stdout))
 
-    def run(self, path: Path, cycles: int, mode: str, heap_kb: int | None = None) -> tuple[int, str]:
-        out = self._eval(PART.join(scenario("/state", cycles, mode) + [REPORT]), path,
-                         heap_kb or self.MEASURE_HEAP_KB)
+    def run(self, path: Path, cycles: int, mode: str, heap_kb: int | None = None,
+            kit: dict | None = None) -> tuple[int, str]:
+        out = self._eval(PART.join(scenario("/state", cycles, mode, kit) + [REPORT]), path,
+                         heap_kb or self.MEASURE_HEAP_KB, kit is not None)
         return out.returncode, out.stdout + out.stderr
 
 
@@ -469,18 +717,23 @@ def compile_mpy(want: tuple[int, int], root: Path, into: Path) -> str | None:
         done = subprocess.run([mpy_cross, "-o", str(target), str(source)], capture_output=True, text=True)
         if done.returncode != 0:
             return f"mpy-cross failed on {source.relative_to(root)}: {done.stderr.strip()}"
+    for source in sorted((root / "firmware" / "boards").glob("*.json")):  # the pin maps, as deployed
+        (into / source.relative_to(root)).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(source, into / source.relative_to(root))
     return None
 
 
-def run(micropython: str, path: Path, cycles: int, mode: str, heap_kb: int | None = None):
-    """Run the scenario under the unix port; (return code, stdout + stderr)."""
+def run(micropython: str, path: Path, cycles: int, mode: str, heap_kb: int | None = None,
+        kit: dict | None = None):
+    """Run the scenario under the unix port; (return code, stdout + stderr). A kit's chips come from this
+    repository's cli/simulator/, after the firmware's folder in the module path."""
     with tempfile.TemporaryDirectory() as state:
         script = Path(state) / "memory.py"
-        script.write_text(unix_script(state, cycles, mode))
+        script.write_text(unix_script(state, cycles, mode, kit))
         command = [micropython] + (["-X", f"heapsize={heap_kb}K"] if heap_kb else [])
         out = subprocess.run(
             command + [str(script)],
-            env={"MICROPYPATH": str(path)},
+            env={"MICROPYPATH": f"{path}:{REPO}" if kit else str(path)},
             capture_output=True,
             text=True,
             timeout=900,
@@ -488,11 +741,29 @@ def run(micropython: str, path: Path, cycles: int, mode: str, heap_kb: int | Non
     return out.returncode, out.stdout + out.stderr
 
 
-def measure(interpreter, path: Path, cycles: int) -> dict:
-    code, out = interpreter.run(path, cycles, "measure")
+# The kits residents build (docs/kits.md), as the firmware finds them on an ESP32_GENERIC: name -> the
+# emulated chips on each bus, the UART sensor the config names, the series their values follow.
+KITS = {
+    "air-pms5003": {"title": "air kit: PMS5003 (UART) + SCD4x + BME280 (I2C)", "uart": "pms5003",
+                    "i2c": ["scd4x", "bme280"], "onewire": [], "profile": "outdoor"},
+    "air-sds011": {"title": "air kit: SDS011 (UART) + SCD4x + BME280 (I2C)", "uart": "sds011",
+                   "i2c": ["scd4x", "bme280"], "onewire": [], "profile": "outdoor"},
+    "damp": {"title": "damp kit: SHT4x (I2C) + DS18B20 (1-Wire)", "uart": "", "i2c": ["sht4x"],
+             "onewire": ["ds18b20"], "profile": "indoor"},
+}
+
+
+def measure(interpreter, path: Path, cycles: int, kit: dict | None = None) -> dict:
+    code, out = interpreter.run(path, cycles, "measure", kit=kit)
     if code != 0:
         sys.exit(f"{interpreter.title}: the scenario failed:\n{out}")
-    return json.loads(out.strip().splitlines()[-1])
+    s = json.loads(out.strip().splitlines()[-1])
+    # The kit's chips are the bench's: out of every figure of the heap (their garbage is out of the peaks
+    # already), as the harness line shows them apart.
+    for key in ("started", "start", "first", "reconnect", "normal", "backlog", "live"):
+        s[key] -= s["chips"]
+    s["marks"] = [[c, v - s["chips"]] for c, v in s["marks"]]
+    return s
 
 
 def smallest_heap(interpreter, path: Path, cycles: int, span: int = 24) -> tuple[int, int, int] | None:
@@ -536,6 +807,9 @@ def report(name: str, s: dict, heap: tuple[int, int, int] | None, limit_cycles: 
     last_cycle, last = s["marks"][-1]
     print(f"  {name}")
     print(f"    harness, before the firmware       {kb(s['base'])}")
+    if s["chips"]:
+        print(f"    emulated chips (harness, not in    {kb(s['chips'])}")
+        print(f"      the figures), their garbage      {kb(s['chips_garbage'])}  (most in a step)")
     print(f"    code (imports, collected)          {kb(s['code'])}")
     print(f"    heap after start                   {kb(s['started'])}")
     print(f"    steady state (largest live)        {kb(s['live'])}")
@@ -546,6 +820,12 @@ def report(name: str, s: dict, heap: tuple[int, int, int] | None, limit_cycles: 
     print(f"    peak, reconnecting after an outage {kb(s['reconnect'])}")
     print("    live heap after cycle              " + ", ".join(f"{c:,}: {v:,} B" for c, v in s["marks"]))
     print(f"    growth, cycle 1,001 to {last_cycle:<6,}      {last - settled:>+7,} B")
+    if not limit_cycles:
+        return
+    if s["chips"]:
+        print("    smallest heap                      not searched: the emulated chips, in the same heap, would "
+              "decide it")
+        return
     if heap is None:
         print(f"    smallest heap for {limit_cycles:,} cycles    more than 512 KB")
         return
@@ -555,18 +835,21 @@ def report(name: str, s: dict, heap: tuple[int, int, int] | None, limit_cycles: 
         print(f"      ran in {least} KB too, but not in {n - 1} KB: a heap that size is luck, not a margin")
 
 
-def bench(interpreter, builds, args) -> None:
+def bench(interpreter, builds, args, kit: dict | None = None) -> None:
     first = True
     for name, path in builds:
-        s = measure(interpreter, path, args.cycles)
-        heap = smallest_heap(interpreter, path, args.limit_cycles) if args.limit_cycles else None
+        s = measure(interpreter, path, args.cycles, kit)
+        heap = smallest_heap(interpreter, path, args.limit_cycles) if args.limit_cycles and not kit else None
         if first:
             first = False
+            what = kit["title"] if kit else "emulated sensor"
             print(
-                f"{interpreter.title}, {args.cycles:,} cycles, broker down 60 in every 400: {s['messages']:,} "
-                f"messages ({s['batches']:,} of them batches), {s['left']} left in the buffer, "
+                f"{interpreter.title}, {what}, {args.cycles:,} cycles, broker down 60 in every 400: "
+                f"{s['messages']:,} messages ({s['batches']:,} of them batches), {s['left']} left in the buffer, "
                 f"{s['collects']:,} collections asked by the firmware; target 48 KB"
             )
+            if kit:
+                print(f"  sensor faults logged: {s['faults']}; the first reading sent: {s['sample']}")
         report(name, s, heap, args.limit_cycles)
 
 
@@ -575,10 +858,15 @@ def main() -> None:
     parser.add_argument("--cycles", type=int, default=10_000, help="at least 2,000")
     parser.add_argument("--limit-cycles", type=int, default=1_000, help="0: skip the smallest heap search")
     parser.add_argument("--only", choices=("32", "64"), help="measure under one interpreter only")
+    parser.add_argument("--kit", action="append", choices=["emulated", *KITS],
+                        help="the sensors (repeatable; default: the emulated sensor and every kit)")
+    parser.add_argument("--py", action="store_true", help="for the kits, .py files too (the emulated sensor "
+                        "always has both)")
     parser.add_argument(
         "--firmware", type=Path, default=REPO, help="a folder holding firmware/ (default: this repository's)"
     )
     args = parser.parse_args()
+    kits = args.kit or ["emulated", *KITS]
     micropython = micropython_path()
     interpreters = []
     if args.only != "32":
@@ -601,12 +889,15 @@ def main() -> None:
             if version not in compiled:
                 compiled[version] = compile_mpy(version, args.firmware, mpy_dir)
             why_not = compiled[version]
-            builds = [(".mpy (mpy-cross), as deployed", mpy_dir)] if why_not is None else []
-            builds.append((".py (compiled at import)", args.firmware))
-            bench(interpreter, builds, args)
-            if why_not is not None:
-                print(f"  .mpy not measured: {why_not}")
-            sys.stdout.flush()
+            for name in kits:
+                kit = KITS.get(name)
+                builds = [(".mpy (mpy-cross), as deployed", mpy_dir)] if why_not is None else []
+                if kit is None or args.py or why_not is not None:
+                    builds.append((".py (compiled at import)", args.firmware))
+                bench(interpreter, builds, args, kit)
+                if why_not is not None:
+                    print(f"  .mpy not measured: {why_not}")
+                sys.stdout.flush()
 
 
 if __name__ == "__main__":
