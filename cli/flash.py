@@ -17,12 +17,15 @@ running MicroPython at a serial port is first sent to BOOTSEL with machine.bootl
 import contextlib
 import glob
 import os
+import threading
 import time
 import urllib.parse
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import esptool.cmds
+import esptool.reset
 from esptool.cmds import (
     attach_flash,
     detect_chip,
@@ -66,6 +69,10 @@ class EspResult:
     offset: int
     baud: int  # the rate the image was written at
     fell_back: bool  # the asked-for rate failed and 115200 was used
+    restarted: bool  # reset into the new MicroPython at the end (False: --no-reset, or a port without DTR/RTS)
+
+
+NOT_RESET = "Chip was NOT reset"  # esptool's warning when the port refuses DTR/RTS (a pty, some drivers)
 
 
 class _EsptoolOutput(TemplateLogger):
@@ -96,15 +103,80 @@ class _EsptoolOutput(TemplateLogger):
     def set_verbosity(self, verbosity):
         pass
 
+    @property
+    def not_reset(self) -> bool:
+        """Whether esptool found it could not reset the chip (its port has no DTR/RTS)."""
+        return any(NOT_RESET in line for line in self.lines)
+
+
+class _EsptoolOutputs(TemplateLogger):
+    """The one logger esptool has once this module flashed: each thread's messages go to the _EsptoolOutput of
+    the flash it runs (boards are flashed in parallel at a workshop, and esptool's logger is one for the
+    process), and those of no flash are dropped."""
+
+    def __init__(self):
+        self.here = threading.local()
+
+    def _output(self) -> TemplateLogger:
+        return getattr(self.here, "output", None) or _EsptoolOutput(lambda done, total: None)
+
+    def print(self, *args, **kwargs):
+        self._output().print(*args, **kwargs)
+
+    def note(self, message):
+        self._output().note(message)
+
+    def warning(self, message):
+        self._output().warning(message)
+
+    def error(self, message):
+        self._output().error(message)
+
+    def stage(self, finish=False):
+        pass
+
+    def progress_bar(self, cur_iter, total_iters, prefix="", suffix="", bar_length=30):
+        self._output().progress_bar(cur_iter, total_iters, prefix, suffix, bar_length)
+
+    def set_verbosity(self, verbosity):
+        pass
+
+
+class _SaidNow:
+    """Stands in for esptool's PrintOnce objects made when it was imported: they hold the logger esptool had
+    then, which prints to the terminal (the warning that a port cannot reset the chip came out raw that way).
+    This one says each message to the logger of the moment, every time: each flash hears of it."""
+
+    def __init__(self, kind: str):
+        self.kind = kind
+
+    def __call__(self, text: str) -> None:
+        getattr(log, self.kind)(text)
+
+
+_OUTPUTS = _EsptoolOutputs()
+_installed = threading.Lock()
+
+
+def _install() -> None:
+    with _installed:
+        if getattr(EspLog.instance, "_legacy", None) is _OUTPUTS:
+            return
+        log.set_logger(_OUTPUTS)
+        esptool.reset.ResetStrategy.print_once = _SaidNow("warn")
+        esptool.cmds._warn_nand_experimental = _SaidNow("warn")
+
 
 @contextlib.contextmanager
-def _esptool_quiet(on_bar: Callable[[int, int], None]) -> Iterator[None]:
-    before = EspLog.instance
-    log.set_logger(_EsptoolOutput(on_bar))
+def _esptool_quiet(on_bar: Callable[[int, int], None]) -> Iterator[_EsptoolOutput]:
+    """esptool's messages and progress, in this thread, kept in the _EsptoolOutput yielded."""
+    _install()
+    output = _EsptoolOutput(on_bar)
+    _OUTPUTS.here.output = output
     try:
-        yield
+        yield output
     finally:
-        EspLog.instance = before
+        _OUTPUTS.here.output = None
 
 
 def _remote(port: str) -> bool:
@@ -202,12 +274,17 @@ def flash_esp(
         raise FlashError(f"There is no board at {port}: check that it is plugged in and that the port is right.")
     before = "default-reset" if reset else "no-reset"
     step = {"what": ""}
-    with _esptool_quiet(lambda done, total: progress(step["what"], total, done)):
+    with _esptool_quiet(lambda done, total: progress(step["what"], total, done)) as said:
         progress(f"Connecting to {port}", None, 0)
         esp = _connect(port, before)
         try:
             chip = esp.CHIP_NAME
-            _check_esp_chip(port, chip, image_chip, name, board_chip)
+            try:
+                _check_esp_chip(port, chip, image_chip, name, board_chip)
+            except FlashError:
+                if reset:  # reset into its loader for nothing: back to what it ran, as it was
+                    reset_chip(esp, "hard-reset")
+                raise
             if stub:
                 esp = _run_stub(esp, port)
             esp, fell_back = _at_fast_rate(esp, port, before, baud, stub)
@@ -220,7 +297,7 @@ def flash_esp(
             progress("Verifying", None, 0)
             verify_flash(esp, [(offset, data)])
             reset_chip(esp, "hard-reset" if reset else "no-reset")
-            return EspResult(chip, offset, esp._port.baudrate, fell_back)
+            return EspResult(chip, offset, esp._port.baudrate, fell_back, reset and not said.not_reset)
         except FatalError as e:
             if "Verification failed" in str(e) or "MD5" in str(e) or "flash region is empty" in str(e):
                 raise FlashError(
@@ -230,6 +307,21 @@ def flash_esp(
             raise FlashError(_stopped(esp.CHIP_NAME, port)) from None
         except (SerialException, OSError):
             raise FlashError(_stopped(esp.CHIP_NAME, port)) from None
+        finally:
+            with contextlib.suppress(OSError, SerialException):
+                esp._port.close()
+
+
+def esp_chip_at(port: str) -> str:
+    """The chip of the ESP32-family board at the local `port` (ESP32-S3, ...), asked of its ROM loader: reset into
+    it with DTR/RTS, and reset out of it again (a hard reset), so the board runs what it ran before. FlashError
+    if no ESP32 answers in its loader."""
+    with _esptool_quiet(lambda done, total: None):
+        esp = _connect(port, "default-reset")
+        try:
+            chip = esp.CHIP_NAME
+            reset_chip(esp, "hard-reset")
+            return chip
         finally:
             with contextlib.suppress(OSError, SerialException):
                 esp._port.close()

@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import socket
+import subprocess
 import zlib
 
 import pytest
@@ -21,6 +22,7 @@ from cli.main import app
 from tests.boards.esp_board import EspBoard, Rfc2217Server
 from tests.boards.esp_rom import FLASH_SIZE, EspRomPeer, app_image
 from tests.boards.esp_stub import esptool_stub
+from tests.hub_process import SENSING
 
 runner = CliRunner()
 ROM_ONLY = ("--no-reset", "--no-stub")
@@ -166,6 +168,21 @@ def test_a_compressed_block_damaged_on_the_way_is_sent_again(rom, tmp_path):
     assert (result.exit_code, result.stderr) == (0, "")
     assert rom.stub_commands.count("FLASH_DEFL_DATA") == -(-len(zlib.compress(data, 9)) // STUB_WRITE) + 1
     assert rom.flash[: len(data)] == data
+
+
+@pytest.mark.parametrize("rom", [{"chip": "esp32"}], indirect=True)
+def test_a_port_that_refuses_dtr_and_rts_gets_no_esptool_warning(rom, tmp_path):
+    """The reset (the default) on a port without modem lines: esptool warns that the chip was not reset, once a
+    process, through the logger it had when imported. Run as its own process, as at a terminal, the command
+    says nothing of it: the board was in its loader, and is flashed."""
+    firmware = image_file(tmp_path, "esp32")
+
+    result = subprocess.run([SENSING, "device", "flash", "--firmware", str(firmware), "--port", rom.port],
+                            capture_output=True, text=True, timeout=120)  # fmt: skip
+
+    assert (result.returncode, result.stderr) == (0, "")
+    assert result.stdout == f"✓ MicroPython 1.24.1 written to the ESP32 on {rom.port} (verified).\n"
+    assert rom.flash[0x1000 : 0x1000 + len(firmware.read_bytes())] == firmware.read_bytes()
 
 
 # ------------------------------------------------------------------------------------------- the reset, remotely
