@@ -262,6 +262,9 @@ def cycles(config, sensor=None, clock=None, sleep=time.sleep, log=print, client_
     sensor = hardware = wdt = None  # nothing of board.py's held in this frame
     gc.collect()
     yield -1  # board.py is gone
+    part = start.sensors_part(config, part)
+    gc.collect()
+    yield -1  # the chips are found: finding them (sensors/registry.py) is gone
     device, seqs, sensors = start.device(config, part, clock, sleep, log, client_factory, files, config_file)
     release(start)
     start = part = clock = files = None

@@ -1,17 +1,10 @@
-# The board: its pin map, and what is wired to it (sensors, a LoRaWAN modem's UART, the status LED).
+# The board: its pin map, and what is wired to it (a LoRaWAN modem's UART, the status LED; the sensors on its
+# buses are found by start.find_sensors, after this module is let go).
 # MicroPython common subset. Everything goes through a Hardware object holding the `machine` and `onewire`
 # modules, so the tests hand in fakes that host emulated chips and modems; nothing is touched at import.
 
 import json
 
-
-def _registry():
-    # Imported when used: a laptop running the emulated sensor keeps the drivers out of its heap.
-    try:
-        from .sensors import registry
-    except ImportError:  # copied flat onto a board
-        from sensors import registry
-    return registry
 
 BOARD_MAP = "/board.json"   # where `sensing device deploy` puts firmware/boards/<BOARD>.json
 MODEM_BAUD = {"wio_e5": 9600, "rak3172": 115200}
@@ -78,46 +71,6 @@ def load_map(hardware, name):
         raise ValueError("%s is the pin map of %s, but the config says board %s"
                          % (hardware.board_map, found.get("board"), name))
     return found
-
-
-class Emulated:
-    """The emulated temperature and humidity sensor, as the real sensors are read: (values, faults)."""
-
-    def __init__(self, seed):
-        try:
-            from .sensors.emulated import EmulatedSensor
-        except ImportError:
-            from sensors.emulated import EmulatedSensor
-        self.sensor = EmulatedSensor(seed)
-
-    def read(self):
-        return self.sensor.read(), []
-
-
-class Sensors:
-    """The drivers found at start; read() gives (values, faults) and never raises."""
-
-    def __init__(self, drivers):
-        self.drivers = drivers
-
-    def read(self):
-        return _registry().read_all(self.drivers)
-
-
-def find_sensors(config, hardware, board_map, faults):
-    """The sensors for `config`: the emulated one, or every chip that answers on the board's buses.
-    Faults found on the way (a bus that cannot be opened, a chip that does not start) go into `faults`."""
-    if config["sensors"] == "emulated" or not hardware.has_buses():
-        return Emulated(config["seed"])
-    registry = _registry()
-    buses = registry.open_buses(board_map, hardware.machine, hardware.onewire,
-                                uart=bool(config["uart_sensor"]), faults=faults)
-    drivers = registry.find_drivers(buses, uart_sensor=config["uart_sensor"] or None, faults=faults,
-                                    sleep_ms=hardware.sleep_ms)
-    if not drivers:
-        faults.append({"sensor": "board", "fault": "absent",
-                       "message": "no sensor answers on the board's buses: check the wiring"})
-    return Sensors(drivers)
 
 
 def modem_uart(config, hardware, board_map):

@@ -2,12 +2,14 @@
 # release), so that none of it stays in the heap while the loop runs; board.py, which only the start uses, is
 # let go too. MicroPython common subset. (main.py's own start, the config and WiFi, is prepare.py.)
 #
-#   board_part()   what the board has (LED, watchdog, sensors, modem UART); board.py goes after it
+#   board_part()   what the board has (LED, watchdog, modem UART, its pin map); board.py goes after it
+#   sensors_part() the sensors on its buses (the drivers, found by sensors/registry.py, which goes after it)
 #   device()       the loop's objects, made from the config and those, after a collection
 #
 # Nothing made here may keep a function of this module (a closure, a bound method, a class): that would keep
 # the whole module in the heap. The objects it makes are of the loop's modules (app, status, power, ...).
 
+import sys
 import time
 
 try:
@@ -27,7 +29,8 @@ except ImportError:  # copied flat onto a board
 # --- app.cycles' start ---------------------------------------------------------------------------------
 def board_part(config, sensor=None, hardware=None, wdt=None):
     """The first part of app.cycles' start, the one that needs board.py (let go after it): what the board
-    has. (status, LED, watchdog, sensors, the machine module, the LoRaWAN modem's (UART, clock) or None)."""
+    has. [status, LED, watchdog, `sensor`, the Hardware, the LoRaWAN modem's (UART, clock) or None, the pin
+    map], for sensors_part()."""
     board = load("board")
     hardware = hardware or board.on_this_port()
     status = Status()
@@ -39,18 +42,27 @@ def board_part(config, sensor=None, hardware=None, wdt=None):
             status.boot_faults.append({"sensor": "board", "fault": "absent", "message": str(e)})
     led = Led(board.led_pin(hardware, board_map), config["led"])
     wdt = wdt or power.watchdog(hardware.machine, config["watchdog_ms"])
-    sensors = sensor or find_sensors(config, hardware, board_map, status.boot_faults, board)
     modem = None
     if config["transport"] == "lorawan":
         modem = (board.modem_uart(config, hardware, board_map), hardware.modem_clock)
     release(board)
+    return [status, led, wdt, sensor, hardware, modem, board_map]
+
+
+def sensors_part(config, part):
+    """The second part, after a collection (board.py is gone): the sensors, unless given. (status, LED,
+    watchdog, sensors, the machine module, the modem) for device()."""
+    status, led, wdt, sensors, hardware, modem, board_map = part
+    part[4] = part[6] = None
+    if sensors is None:
+        sensors = find_sensors(config, hardware, board_map, status.boot_faults)
     return status, led, wdt, sensors, hardware.machine, modem
 
 
 def device(config, part, clock=None, sleep=time.sleep, log=print, client_factory=None, files=None,
            config_file=None):
-    """The second part: (app.Device with its uplink, the seq counter, the sensors) for app.cycles, from
-    what board_part() found; see app.run."""
+    """The last part: (app.Device with its uplink, the seq counter, the sensors) for app.cycles, from what
+    sensors_part() found; see app.run."""
     status, led, wdt, sensors, machine, modem = part
     state = config["state_dir"]
     files = files or Files()
@@ -75,13 +87,45 @@ def device(config, part, clock=None, sleep=time.sleep, log=print, client_factory
     return dev, seqs, sensors
 
 
-def find_sensors(config, hardware, board_map, faults, board):
-    """board.find_sensors, read through objects of the sensor modules, not board.py's, so board.py goes
-    once the start is done: the emulated sensor (its read() gives the values), or registry.Sensors."""
+def find_sensors(config, hardware, board_map, faults):
+    """The sensors for `config`: the emulated one (its read() gives the values), or every chip that answers
+    on the board's buses, read together by a reading.Sensors. Faults found on the way (a bus that cannot be
+    opened, a chip that does not start) go into `faults`. Finding the chips (sensors/registry.py) and the
+    quantity registry are let go: the loop keeps the drivers, reading.py and the valid ranges of the
+    quantities the drivers give."""
     if config["sensors"] == "emulated" or not hardware.has_buses():
         return load("sensors.emulated").EmulatedSensor(config["seed"])
-    found = board.find_sensors(config, hardware, board_map, faults)
-    return load("sensors.registry").Sensors(found.drivers)
+    registry = load("sensors.registry")
+    buses = registry.open_buses(board_map, hardware.machine, hardware.onewire,
+                                uart=bool(config["uart_sensor"]), faults=faults)
+    drivers = registry.find_drivers(buses, uart_sensor=config["uart_sensor"] or None, faults=faults,
+                                    sleep_ms=hardware.sleep_ms)
+    buses = None
+    if not drivers:
+        faults.append({"sensor": "board", "fault": "absent",
+                       "message": "no sensor answers on the board's buses: check the wiring"})
+    let_go(registry)
+    registry = None
+    reading = load("sensors.reading")
+    quantities = load("quantities")
+    names = []
+    for driver in drivers:
+        names += getattr(driver, "QUANTITIES", ())
+    sensors = reading.Sensors(drivers, reading.limits(quantities, names))
+    let_go(quantities)
+    return sensors
+
+
+def let_go(module):
+    """buffer.release, and for a module of a subpackage (sensors/), its package's hold on it too."""
+    release(module)
+    if sys.implementation.name != "micropython":
+        return
+    name = module.__name__
+    dot = name.rfind(".")
+    parent = sys.modules.get(name[:dot]) if dot > 0 else None
+    if parent is not None and getattr(parent, name[dot + 1:], None) is module:
+        delattr(parent, name[dot + 1:])
 
 
 def adopt_queue(state, buf, files):

@@ -1,5 +1,7 @@
 # The sensor driver registry: chip name -> driver, how each is found, and reading them all in one cycle.
-# MicroPython common subset. Drivers are imported only when used, so a board holds in RAM just its own.
+# MicroPython common subset. Drivers are imported only when used, so a board holds in RAM just its own; this
+# module (finding the chips) is the start's, let go by start.py once the drivers are made: reading them
+# every cycle is reading.py's (read_all and Sensors, here under the same names).
 #
 #   drivers = registry.detect(i2c)                        # I2C chips found by scanning, in preference order
 #   drivers += registry.detect_onewire(ow)                # every DS18B20 on the 1-Wire bus
@@ -11,17 +13,14 @@
 #   buses = registry.open_buses(board_map, machine, onewire, uart=config_names_a_uart_sensor)
 #   drivers = registry.find_drivers(buses, uart_sensor="pms5003", faults=status_entries)
 #
-# read_all takes each quantity from the first driver in the list that gives it, so the list order is the
-# preference: detect() puts the SHT4x before the SHT3x before the BME280 before the SCD4x (whose temperature
-# runs warm from its own heating). A driver that fails is skipped for the cycle and reported in `faults` as
+# read_all (reading.py) takes each quantity from the first driver in the list that gives it, so the list
+# order is the preference: detect() puts the SHT4x before the SHT3x before the BME280 before the SCD4x (whose
+# temperature runs warm from its own heating). A driver that fails is skipped for the cycle and reported in `faults` as
 # {"sensor": "sht4x@0x44", "fault": "crc", "message": "one sentence"}.
 
-from . import common, damp
-
-try:
-    from .. import quantities
-except (ImportError, ValueError):  # copied flat onto a board: sensors/ beside quantities.py
-    import quantities
+from . import common
+from .reading import Sensors, read_all  # noqa: F401  (reading.py holds what the loop keeps)
+from .reading import note as _note
 
 # chip -> (module, class, bus, I2C addresses). Adding a chip is one module and one line here.
 CHIPS = {
@@ -153,51 +152,6 @@ def find_drivers(buses, uart_sensor=None, faults=None, sleep_ms=None):
     if buses.get("onewire") is not None:
         drivers += detect_onewire(buses["onewire"], sleep_ms)
     return drivers
-
-
-def read_all(drivers, derive=True):
-    """(values, faults): one reading from every driver. values {quantity: number}; faults, one entry per
-    driver that failed this cycle or gave a value outside its quantity's valid range. Never raises.
-    With derive, a reading holding temperature, humidity and surface_temperature gains the damp quantities."""
-    values = {}
-    faults = []
-    for driver in drivers:
-        name = getattr(driver, "name", repr(driver))
-        try:
-            got = driver.read()
-        except common.SensorError as e:
-            _note(faults, name, e.kind, str(e))
-            continue
-        except OSError as e:
-            _note(faults, name, "absent", "%s does not answer (%s)" % (name, e))
-            continue
-        except Exception as e:  # a driver's bug must not stop the loop either
-            _note(faults, name, "error", "%s failed: %s: %s" % (name, type(e).__name__, e))
-            continue
-        for quantity in got:
-            why = quantities.check(quantity, got[quantity])
-            if why is not None:
-                _note(faults, name, "invalid", "%s gave %s" % (name, why))
-            elif quantity not in values:
-                values[quantity] = got[quantity]
-    if derive:
-        values.update(damp.derive(values))
-    return values, faults
-
-
-class Sensors:
-    """The drivers found at start, read together: read() gives (values, faults) and never raises."""
-
-    def __init__(self, drivers):
-        self.drivers = drivers
-
-    def read(self):
-        return read_all(self.drivers)
-
-
-def _note(faults, sensor, kind, message):
-    if faults is not None:
-        faults.append({"sensor": sensor, "fault": kind, "message": message})
 
 
 def _chips_at(address):

@@ -15,7 +15,8 @@ from cli.simulator.chips.particulate import PMS5003Chip, SDS011Chip
 from cli.simulator.chips.sensirion import SCD4xChip, SHT3xChip, SHT4xChip
 from cli.simulator.chips.sensirion import crc8 as sensirion_crc8
 from cli.simulator.chips.series import Series
-from firmware.sensors import bme280, common, damp, ds18b20, pms5003, registry, scd4x, sds011, sht3x, sht4x
+from firmware import quantities
+from firmware.sensors import bme280, common, damp, ds18b20, pms5003, reading, registry, scd4x, sds011, sht3x, sht4x
 
 # ------------------------------------------------------------------------------------------------ helpers
 
@@ -494,6 +495,29 @@ def case_read_all_never_raises_and_reports_each_fault():
     assert "pm2_5" not in values and "dew_point" not in values
     equal([(f["sensor"], f["fault"]) for f in faults][:3],
           [("sht4x@0x44", "crc"), ("sds011", "absent"), (drivers[3].name, "absent")])
+
+
+def case_the_ranges_kept_for_the_loop_check_as_the_quantity_registry_does():
+    ranges = reading.limits(quantities, ["humidity", "co2", "no_such_quantity"])
+    equal(sorted(ranges), ["co2", "humidity"])
+    for name, value in [("humidity", 120.0), ("humidity", -0.5), ("humidity", 55.5), ("co2", 40001),
+                        ("co2", True), ("co2", "700"), ("co2", float("nan")), ("pm10", -1), ("radon", 3)]:
+        equal(reading.check(ranges, name, value), quantities.check(name, value))
+    equal(reading.limits(quantities), reading.limits(quantities, list(quantities.QUANTITIES)))
+
+
+def case_sensors_read_with_the_ranges_as_read_all_with_the_registry():
+    class OutOfRange:
+        name = "odd"
+        QUANTITIES = ("humidity", "co2")
+
+        def read(self):
+            return {"humidity": 120.0, "co2": 700}
+
+    drivers = [OutOfRange()]
+    sensors = registry.Sensors(drivers, reading.limits(quantities, OutOfRange.QUANTITIES))
+    equal(sensors.read(), registry.read_all(drivers))
+    equal(sensors.read()[0], {"co2": 700})
 
 
 def case_make_names_the_known_chips():

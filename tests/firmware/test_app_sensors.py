@@ -81,7 +81,8 @@ def test_a_failing_chip_is_skipped_and_reported_and_the_loop_goes_on(micropython
     assert result["left"] == 0
     wall = {"sensor": "ds18b20@288f3c6a01000055", "fault": "absent",
             "message": "ds18b20@288f3c6a01000055 gives no presence pulse on the 1-Wire bus"}
-    crc = {"sensor": "sht4x@0x44", "fault": "crc", "message": "sht4x@0x44 sent word 0 with a bad CRC (0x1b, expected 0x1a)"}
+    crc = {"sensor": "sht4x@0x44", "fault": "crc",
+           "message": "sht4x@0x44 sent word 0 with a bad CRC (0x1b, expected 0x1a)"}
     assert statuses(sub) == [json.loads(online()), json.loads(online(faults=[wall])),
                              json.loads(online(faults=[crc, wall])), json.loads(online()), {"state": "offline"}]
     # A lasting fault is logged once, when it starts.

@@ -120,7 +120,8 @@ def test_a_change_over_the_air_is_checked_whole_and_limited_to_runtime_settings(
     assert str(e.value) == "interval must be at least 5 seconds"
     with pytest.raises(config.ConfigError) as e:
         config.update(BASE, {"broker_host": "evil.example"})
-    assert str(e.value) == "broker_host can't be changed over the air (only interval, batch, led, sleep, lora_confirmed)"
+    assert str(e.value) == ("broker_host can't be changed over the air "
+                            "(only interval, batch, led, sleep, lora_confirmed)")
     with pytest.raises(config.ConfigError) as e:
         config.update(BASE, {"batch": 0})  # the downlink's byte can say 0; the check refuses it
     assert str(e.value) == "batch must be between 1 and 1000"

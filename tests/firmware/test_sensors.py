@@ -47,7 +47,7 @@ def test_every_case_ran_under_micropython(micropython_results):
 
 FLAT_SCRIPT = """
 import sys
-from sensors import registry, sht4x
+from sensors import reading, registry, sht4x
 from sensors.common import NoAnswer
 
 
@@ -67,7 +67,17 @@ print(registry.detect(Absent(), faults, sleep_ms=lambda ms: None))
 print(faults[0]["message"])
 values, faults = registry.read_all([sht4x.SHT4x(Absent(), sleep_ms=lambda ms: None)])
 print(values, faults[0]["fault"], faults[0]["message"])
-print(registry.driver_class("pms5003").__name__, registry.quantities.QUANTITIES["pm10"]["unit"])
+print(registry.driver_class("pms5003").__name__, reading.limits(reading._quantities(), ["pm10"])["pm10"][2])
+
+
+class Damp:
+    name = "damp"
+
+    def read(self):
+        return {"temperature": 20.0, "humidity": 60.0, "surface_temperature": 14.0}
+
+
+print(reading.Sensors([Damp()], {}).read()[0]["condensation_risk"])
 """
 
 
@@ -82,4 +92,5 @@ def test_drivers_import_flat_as_on_a_board(micropython, tmp_path):
         "a chip answers at 0x44 but is none of sht4x, sht3x",
         "{} absent sht4x at 0x44 does not answer (ENODEV, errno 19)",
         "PMS5003 µg/m³",
+        "2",
     ]
