@@ -37,12 +37,12 @@ def wait_ms(ms):
         time.sleep(ms / 1000)
 
 
-def crc8_sensirion(data):
+def crc8_sensirion(data, start=0, end=None):
     """CRC-8 of Sensirion's chips: polynomial 0x31 (x^8 + x^5 + x^4 + 1), init 0xFF, no reflection, no final
-    XOR, over the two bytes of a word. CRC(0xBEEF) = 0x92."""
+    XOR, over the two bytes of a word (data[start:end], read in place). CRC(0xBEEF) = 0x92."""
     crc = 0xFF
-    for byte in data:
-        crc ^= byte
+    for i in range(start, len(data) if end is None else end):
+        crc ^= data[i]
         for _ in range(8):
             if crc & 0x80:
                 crc = ((crc << 1) ^ 0x31) & 0xFF
@@ -51,11 +51,13 @@ def crc8_sensirion(data):
     return crc
 
 
-def crc8_dallas(data):
+def crc8_dallas(data, end=None):
     """CRC-8 of Dallas/Maxim 1-Wire chips: polynomial x^8 + x^5 + x^4 + 1 shifted out least significant bit
-    first (0x31 reflected is 0x8C), init 0. Over a ROM code or scratchpad including its CRC byte it gives 0."""
+    first (0x31 reflected is 0x8C), init 0, over data[:end] (read in place). Over a ROM code or scratchpad
+    including its CRC byte it gives 0."""
     crc = 0
-    for byte in data:
+    for i in range(len(data) if end is None else end):
+        byte = data[i]
         for _ in range(8):
             mix = (crc ^ byte) & 1
             crc >>= 1
@@ -69,9 +71,10 @@ def sensirion_words(data, who):
     """Split a Sensirion answer (word MSB, word LSB, CRC, ...) into its 16-bit words, checking each CRC."""
     words = []
     for i in range(0, len(data) - 2, 3):
-        if crc8_sensirion(data[i:i + 2]) != data[i + 2]:
+        crc = crc8_sensirion(data, i, i + 2)
+        if crc != data[i + 2]:
             raise CRCError("%s sent word %d with a bad CRC (0x%02x, expected 0x%02x)"
-                           % (who, i // 3, data[i + 2], crc8_sensirion(data[i:i + 2])))
+                           % (who, i // 3, data[i + 2], crc))
         words.append((data[i] << 8) | data[i + 1])
     return words
 
@@ -170,6 +173,8 @@ class Driver:
 
 
 class I2CDriver(Driver):
+    """A driver on I2C. Its commands and reads go through buffers made once (a reading allocates no bytes for
+    them): what _read() returns is overwritten by the next read of the same length."""
     ADDRESSES = ()
 
     def __init__(self, i2c, address=None, sleep_ms=None, stuck_after=None):
@@ -177,15 +182,27 @@ class I2CDriver(Driver):
         self.i2c = i2c
         self.address = self.ADDRESSES[0] if address is None else address
         self.name = "%s@0x%02x" % (self.NAME, self.address)
+        self._out = bytearray(2)
+        self._in = {}  # length -> bytearray
 
     def _write(self, data):
         i2c_write(self.i2c, self.address, data, self.NAME)
 
     def _read(self, n):
-        return i2c_read(self.i2c, self.address, n, self.NAME)
+        buf = self._in.get(n)
+        if buf is None:
+            buf = self._in[n] = bytearray(n)
+        try:
+            self.i2c.readfrom_into(self.address, buf)
+        except OSError as e:
+            raise NoAnswer("%s at 0x%02x does not answer (%s)" % (self.NAME, self.address, _errno(e)))
+        return buf
 
     def _command(self, code):
-        self._write(command_bytes(code))
+        out = self._out
+        out[0] = code >> 8
+        out[1] = code & 0xFF
+        self._write(out)
 
 
 def hundredths(x):

@@ -16,6 +16,8 @@ CONVERT_T = 0x44
 READ_SCRATCHPAD = 0xBE
 CONVERT_MS = 750
 POWER_ON_RAW = 0x0550
+ALL_ONES = b"\xff" * 9
+ALL_ZEROS = bytes(9)
 
 
 def temperature(lsb, msb, config=0x7F):
@@ -38,6 +40,7 @@ class DS18B20(common.Driver):
         common.Driver.__init__(self, sleep_ms, stuck_after)
         self.ow = onewire
         self.rom = bytes(rom) if rom is not None else None
+        self.pad = bytearray(9)  # the scratchpad, read into the same buffer each time
         if self.rom is not None:
             self.name = "ds18b20@" + "".join(["%02x" % b for b in self.rom])
 
@@ -56,16 +59,17 @@ class DS18B20(common.Driver):
         self.sleep_ms(CONVERT_MS)
         self._select()
         self.ow.writebyte(READ_SCRATCHPAD)
-        pad = bytearray(9)
+        pad = self.pad
         self.ow.readinto(pad)
-        if pad == b"\xff" * 9:
+        if pad == ALL_ONES:
             raise common.NoAnswer("%s sends nothing back (all ones on the wire)" % self.name)
-        if pad == bytes(9):
+        if pad == ALL_ZEROS:
             # Eight zeros have CRC zero, so this would pass the check: a wire held low, not a reading.
             raise common.NoAnswer("%s sends all zeros: the data wire is held low" % self.name)
-        if common.crc8_dallas(pad[:8]) != pad[8]:
+        crc = common.crc8_dallas(pad, 8)
+        if crc != pad[8]:
             raise common.CRCError("%s scratchpad has a bad CRC (0x%02x, expected 0x%02x)"
-                                  % (self.name, pad[8], common.crc8_dallas(pad[:8])))
+                                  % (self.name, pad[8], crc))
         raw = pad[0] | (pad[1] << 8)
         if raw == POWER_ON_RAW:
             raise common.BadValue("%s reads its power-on value 85 °C: the conversion did not run" % self.name)

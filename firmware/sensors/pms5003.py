@@ -10,7 +10,7 @@
 # Frames come every 200-800 ms when the air changes fast, every 2.3 s when it is steady.
 
 from . import common
-from .sds011 import UARTDriver
+from .uart import UARTDriver
 
 START = b"\x42\x4d"
 FRAME = 32

@@ -11,6 +11,7 @@ from . import common
 MEASURE_HIGH = 0xFD
 READ_SERIAL = 0x89
 MEASURE_MS = 9
+MEASURE = bytes([MEASURE_HIGH])
 
 
 class SHT4x(common.I2CDriver):
@@ -25,7 +26,7 @@ class SHT4x(common.I2CDriver):
         return common.sensirion_answers(i2c, address, bytes([READ_SERIAL]), 1, 6, "sht4x", sleep_ms)
 
     def read(self):
-        self._write(bytes([MEASURE_HIGH]))
+        self._write(MEASURE)
         self.sleep_ms(MEASURE_MS)
         t_raw, rh_raw = common.sensirion_words(self._read(6), self.name)
         self._fresh((t_raw, rh_raw))
