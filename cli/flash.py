@@ -47,6 +47,7 @@ from cli.firmware_images import ESP_CHIPS, esp_chip_of_image
 
 ROM_BAUD = 115200  # what every ESP ROM loader starts at
 CONNECT_ATTEMPTS = 4
+LEAVING_RESET = 0.1  # seconds from a hard reset until the chip runs: esptool's own waits around a reset are such
 DRIVE_SEARCH = ("/media/*/*", "/run/media/*/*", "/Volumes/*")  # where desktops mount a USB drive
 DRIVE_WAIT = 20  # seconds for a Pico sent to BOOTSEL to show its drive
 INFO_FILE = "INFO_UF2.TXT"
@@ -55,6 +56,11 @@ COPY_CHUNK = 64 * 1024
 
 class FlashError(Exception):
     """Flashing failed; the message is one sentence for the person at the keyboard."""
+
+
+class NotInLoader(FlashError):
+    """Nothing answered like an ESP32's loader at the port: a board esptool could not reset into it (no DTR/RTS
+    circuit, or running its firmware with --no-reset), or no ESP32 at all."""
 
 
 Progress = Callable[[str, int | None, int], None]  # (what is happening, total or None, done so far)
@@ -213,29 +219,32 @@ def _connect(port: str, before: str):
         if "Could not open" in str(e):
             raise FlashError(why_not_open(port)) from None
         if _remote(port):
-            raise FlashError(
+            raise NotInLoader(
                 f"The board at {port} does not answer like an ESP32 in its bootloader: serve its port with "
                 "esp_rfc2217_server (it resets the board into its bootloader), or hold its BOOT button while "
                 "pressing RESET, and try again."
             ) from None
-        raise FlashError(
+        raise NotInLoader(
             f"The board at {port} does not answer like an ESP32 in its bootloader: hold its BOOT button, "
             "press and release RESET, let go of BOOT, and try again."
         ) from None
 
 
-def _run_stub(esp, port: str):
+def _run_stub(esp, port: str, options: bool):
     """esptool's flasher stub, uploaded into the chip's RAM and started; it then answers instead of the ROM."""
     try:
         return run_stub(esp)
     except FatalError:
+        if not options:
+            raise FlashError(f"The {esp.CHIP_NAME} at {port} did not start esptool's flasher stub: unplug it, "
+                             "plug it in again, and try again.") from None  # fmt: skip
         raise FlashError(
             f"The {esp.CHIP_NAME} at {port} did not start esptool's flasher stub: try again, or flash with "
             "--no-stub (slower: the chip's ROM loader only)."
         ) from None
 
 
-def _at_fast_rate(esp, port: str, before: str, baud: int, stub: bool):
+def _at_fast_rate(esp, port: str, before: str, baud: int, stub: bool, options: bool):
     """The loader at `baud`, or at 115200 again (reconnected, so reset) if the line cannot carry `baud`."""
     if baud == ROM_BAUD:
         return esp, False
@@ -246,7 +255,7 @@ def _at_fast_rate(esp, port: str, before: str, baud: int, stub: bool):
     except (FatalError, SerialException, OSError):
         esp._port.close()
     esp = _connect(port, before)
-    return (_run_stub(esp, port) if stub else esp), True
+    return (_run_stub(esp, port, options) if stub else esp), True
 
 
 def _erase_all(esp) -> None:
@@ -259,9 +268,11 @@ def _erase_all(esp) -> None:
 
 def flash_esp(
     port: str, data: bytes, name: str, board_chip: tuple[str, str] | None, baud: int, reset: bool, stub: bool,
-    progress: Progress,
+    progress: Progress, options: bool = True,
 ) -> EspResult:  # fmt: skip
-    """Write `data` (a MicroPython .bin) to the ESP32-family board at `port`; `board_chip` is (board, chip)."""
+    """Write `data` (a MicroPython .bin) to the ESP32-family board at `port`; `board_chip` is (board, chip).
+    `options`: whether a failure's sentence may name `sensing device flash`'s options (--board, --baud,
+    --no-stub); `sensing workshop run` has none of them."""
     image_chip = esp_chip_of_image(data)
     if image_chip is None:
         raise FlashError(f"{name} is not an ESP32 firmware image: use the .bin file of MicroPython for your board.")
@@ -280,14 +291,14 @@ def flash_esp(
         try:
             chip = esp.CHIP_NAME
             try:
-                _check_esp_chip(port, chip, image_chip, name, board_chip)
+                _check_esp_chip(port, chip, image_chip, name, board_chip, options)
             except FlashError:
                 if reset:  # reset into its loader for nothing: back to what it ran, as it was
                     reset_chip(esp, "hard-reset")
                 raise
             if stub:
-                esp = _run_stub(esp, port)
-            esp, fell_back = _at_fast_rate(esp, port, before, baud, stub)
+                esp = _run_stub(esp, port, options)
+            esp, fell_back = _at_fast_rate(esp, port, before, baud, stub, options)
             attach_flash(esp)
             progress(f"Erasing the {chip}'s flash", None, 0)
             _erase_all(esp)
@@ -300,9 +311,10 @@ def flash_esp(
             return EspResult(chip, offset, esp._port.baudrate, fell_back, reset and not said.not_reset)
         except FatalError as e:
             if "Verification failed" in str(e) or "MD5" in str(e) or "flash region is empty" in str(e):
+                way = "with --baud 115200 or another USB cable" if options else "with another USB cable"
                 raise FlashError(
                     f"The {esp.CHIP_NAME} at {port} does not hold what was written (the check after writing "
-                    "failed): try again with --baud 115200 or another USB cable."
+                    f"failed): try again {way}."
                 ) from None
             raise FlashError(_stopped(esp.CHIP_NAME, port)) from None
         except (SerialException, OSError):
@@ -321,20 +333,22 @@ def esp_chip_at(port: str) -> str:
         try:
             chip = esp.CHIP_NAME
             reset_chip(esp, "hard-reset")
+            # The chip leaves reset a moment after EN rises (a DevKit's RC delay, about 10 ms): a port opened
+            # before then asserts DTR, which pulls IO0 low, and it would start its loader again, or never start.
+            time.sleep(LEAVING_RESET)
             return chip
         finally:
             with contextlib.suppress(OSError, SerialException):
                 esp._port.close()
 
 
-def _check_esp_chip(port: str, chip: str, image_chip: str, name: str, board_chip: tuple[str, str] | None) -> None:
+def _check_esp_chip(port: str, chip: str, image_chip: str, name: str, board_chip: tuple[str, str] | None,
+                    options: bool) -> None:  # fmt: skip
     if chip not in ESP_CHIPS:
         raise FlashError(f"The board at {port} is an {chip}, which this toolkit does not flash.")
     if board_chip is not None and board_chip[1] != chip:
-        raise FlashError(
-            f"The board at {port} is an {chip}, not the {board_chip[1]} of {board_chip[0]}: "
-            "say which board it is with --board."
-        )
+        way = "say which board it is with --board" if options else "unplug it"
+        raise FlashError(f"The board at {port} is an {chip}, not the {board_chip[1]} of {board_chip[0]}: {way}.")
     if image_chip != chip:
         raise FlashError(
             f"{name} is made for the {image_chip}, but the board at {port} is an {chip}: "

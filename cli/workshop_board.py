@@ -20,7 +20,17 @@ from cli.board import BoardError, connected
 from cli.consent_questions import AnswerError, Answers
 from cli.device_deploy import BoardFile, CompileError, Library, deploy_to_board, why_source
 from cli.firmware_images import PICO_CHIPS, FirmwareError, Image, Manifest, cached, esp_chip_of_image, version_key
-from cli.flash import FlashError, Progress, check_board, copy_uf2, find_drive, flash_esp, read_uf2
+from cli.flash import (
+    FlashError,
+    NotInLoader,
+    Progress,
+    check_board,
+    copy_uf2,
+    esp_chip_at,
+    find_drive,
+    flash_esp,
+    read_uf2,
+)
 from cli.hubclient import call
 from cli.monitor import Lines, reading_text, soft_reboot
 from cli.provision import (
@@ -156,12 +166,19 @@ def _set_up(board: BoardRun, workshop: Workshop) -> None:
     if state is not None and workshop.welcome_back(board, state):
         return
     config = state["config"] if state and isinstance(state["config"], dict) else {}
+    row = workshop.assigned.get(board.port)
+    chips = {name: known["chip"] for name, known in workshop.manifest.boards.items()}
+    # A board without MicroPython tells nothing of itself at the REPL: if it may be an ESP32 the plan wants, its
+    # ROM loader tells its chip, so it gets a row for that chip (a blank ESP32-S3 would not take an ESP32's).
+    chip = which_esp(board.port) if state is None and keeper.esp_wanted(row, chips) else None
     device = board.device = keeper.take(
-        row=workshop.assigned.get(board.port),
+        row=row,
         device_id=config.get("device_id"),
         board=board_name(state["machine"]) if state else None,
         esp_only=state is None,
         not_answering=not_answering,
+        chip=chip,
+        chips=chips,
     )
     if device.state == "provisioned":
         board.enter("provisioned", f"✓ already, as {device.device_id}")
@@ -201,6 +218,17 @@ def registration_key(keeper: PlanKeeper, device: PlannedDevice) -> str:
         return device.registration_key
 
 
+def which_esp(port: str) -> str:
+    """The chip of the board at `port`, which does not answer like a MicroPython board, asked of its ROM loader
+    through esptool (reset into it and out again: the board runs what it ran before)."""
+    try:
+        return esp_chip_at(port)
+    except NotInLoader:
+        failure(f"The device at {port} answers neither like a MicroPython board nor like an ESP32 in its "
+                "bootloader: if it is an ESP32, hold its BOOT button, press and release RESET, let go of BOOT, "
+                "and try again.")  # fmt: skip
+
+
 def look(port: str) -> tuple[dict | None, str | None]:
     """What the board is (provision.look_at), or None and the sentence saying why it does not answer."""
     try:
@@ -234,7 +262,11 @@ def flash_if_needed(board: BoardRun, workshop: Workshop, state: dict | None, not
         if image_chip is not None and image_chip != chip:  # refused before the board is reset into its loader
             failure(f"{image.file} is made for the {image_chip}, but this board is an {chip} ({device.board}): "
                     "use the firmware made for your board.")  # fmt: skip
-        flash_esp(board.port, data, image.file, (device.board, chip), FAST_BAUD, True, True, report)
+        done = flash_esp(board.port, data, image.file, (device.board, chip), FAST_BAUD, True, True, report,
+                         options=False)  # fmt: skip
+        if not done.restarted:  # its port cannot reset it (no DTR/RTS): it waits in its loader
+            failure(f"{image.file} was written to the board at {board.port}, but its port could not restart it: "
+                    "press its reset button, and run this again.")  # fmt: skip
         board.result = "restarting"
         state = started_after_flash(board, workshop, image)
     if version_key(state["version"]) < version_key(image.version):

@@ -44,6 +44,7 @@ COMPILED = {"main.py", "app.mpy", "config.mpy", "sensors/emulated.mpy"}
 NEWER = "1.26.0"  # the MicroPython of the test manifest's RPI_PICO_W image
 PICO_UF2 = f"RPI_PICO_W-20250809-v{NEWER}.uf2"
 ESP_BIN = f"ESP32_GENERIC-20250809-v{NEWER}.bin"
+ESP_S3_BIN = f"ESP32_GENERIC_S3-20250809-v{NEWER}.bin"
 
 
 @pytest.fixture
@@ -286,19 +287,27 @@ def firmware_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("SENSING_CACHE_DIR", str(cache))
     monkeypatch.setenv("SENSING_DRIVE_SEARCH", str(media / "*"))
 
-    def cached(data: bytes, board: str = "RPI_PICO_W") -> Path:
-        chip, file, old = {
-            "RPI_PICO_W": ("RP2040", PICO_UF2, "RPI_PICO_W-20241129-v1.24.1.uf2"),
-            "ESP32_GENERIC": ("ESP32", ESP_BIN, "ESP32_GENERIC-20241129-v1.24.1.bin"),
-        }[board]
+    def cached(data: bytes, board: str = "RPI_PICO_W", others: tuple[str, ...] = ()) -> Path:
+        """`others`: boards the manifest knows too, their images not in the cache."""
         (cache / "firmware").mkdir(parents=True)
-        (cache / "firmware" / file).write_bytes(data)
-        versions = {
-            "1.24.1": {"file": old, "url": f"https://example.org/{old}", "sha256": None},
-            NEWER: {"file": file, "url": f"https://example.org/{file}", "sha256": hashlib.sha256(data).hexdigest()},
-        }
+        boards = {}
+        for name in (board, *others):
+            chip, file, old = {
+                "RPI_PICO_W": ("RP2040", PICO_UF2, "RPI_PICO_W-20241129-v1.24.1.uf2"),
+                "ESP32_GENERIC": ("ESP32", ESP_BIN, "ESP32_GENERIC-20241129-v1.24.1.bin"),
+                "ESP32_GENERIC_S3": ("ESP32-S3", ESP_S3_BIN, "ESP32_GENERIC_S3-20241129-v1.24.1.bin"),
+            }[name]
+            sha256 = None
+            if name == board:
+                (cache / "firmware" / file).write_bytes(data)
+                sha256 = hashlib.sha256(data).hexdigest()
+            versions = {
+                "1.24.1": {"file": old, "url": f"https://example.org/{old}", "sha256": None},
+                NEWER: {"file": file, "url": f"https://example.org/{file}", "sha256": sha256},
+            }
+            boards[name] = {"chip": chip, "versions": versions}
         manifest = tmp_path / "manifest.json"
-        manifest.write_text(json.dumps({"boards": {board: {"chip": chip, "versions": versions}}}))
+        manifest.write_text(json.dumps({"boards": boards}))
         return manifest
 
     return cached
@@ -424,14 +433,15 @@ def esp_plan(tmp_path) -> Path:
 @pytest.fixture
 def plug_esp(tmp_path, micropython):
     """plug_esp(name, firmware, **options): an ESP32 DevKit plugged in (tests/boards/esp_micropython.py), its flash
-    holding `firmware` (None: blank), its DTR and RTS working for the command run in this process; unplugged
-    after."""
+    holding `firmware` (None: blank), its DTR and RTS working for the command run in this process (lines=False:
+    its port refuses them, as a pty does); unplugged after."""
     with contextlib.ExitStack() as plugged:
 
-        def plug(name: str, firmware: bytes | None, **options) -> EspMicroPythonBoard:
+        def plug(name: str, firmware: bytes | None, lines: bool = True, **options) -> EspMicroPythonBoard:
             board = EspMicroPythonBoard(tmp_path / name, micropython, firmware=firmware, **options)
             plugged.enter_context(board)
-            plugged.enter_context(modem_lines(board))
+            if lines:
+                plugged.enter_context(modem_lines(board))
             return board
 
         yield plug
@@ -458,7 +468,10 @@ def test_an_esp32_without_the_micropython_wanted_is_flashed_in_the_run(plug_esp,
         f"  Run the same command again to continue: {esp_plan}/plan.json keeps every step done."]  # fmt: skip
     # Reset into its ROM loader by esptool (nobody held BOOT), the stub at 460800 erased the whole chip and wrote
     # the cached image at the ESP32's 0x1000, and esptool's hard reset booted it: MicroPython NEWER, which runs.
-    assert (board.boots, board.installed, board.running) == (["firmware", "download", "firmware"], NEWER, NEWER)
+    # The blank one was asked its chip first, in its loader, and reset out of it.
+    asked = ["download", "firmware"] if firmware is None else []
+    assert (board.boots, board.installed, board.running) == (["firmware", *asked, "download", "firmware"], NEWER,
+                                                             NEWER)  # fmt: skip
     assert board.flash[0x1000 : 0x1000 + len(image)] == image and board.bauds == [(460800, 115200)]
     assert {"ERASE_FLASH", "FLASH_DEFL_END"} <= set(board.stub_commands)
     # The erase took the old filesystem: what is there now is the run's.
@@ -488,6 +501,12 @@ def test_an_esp32_image_for_another_chip_in_the_cache_is_refused_before_the_boar
         f"  Run the same command again to continue: {esp_plan}/plan.json keeps every step done."]  # fmt: skip
 
 
+NOT_IN_LOADER = (
+    "✗ The device at {port} answers neither like a MicroPython board nor like an ESP32 in its bootloader: if it is "
+    "an ESP32, hold its BOOT button, press and release RESET, let go of BOOT, and try again.\n"
+)
+
+
 def test_an_esp32_without_the_auto_program_circuit_is_told_to_be_put_in_its_loader_by_hand(
         plug_esp, firmware_cache, hub, facilitator_key, esp_plan, answers):  # fmt: skip
     manifest = firmware_cache(micropython_bin("esp32", NEWER), board="ESP32_GENERIC")
@@ -498,13 +517,88 @@ def test_an_esp32_without_the_auto_program_circuit_is_told_to_be_put_in_its_load
                                              str(manifest)))  # fmt: skip
 
     assert result.exit_code == 1
-    assert result.stderr == (
-        f"✗ Row 2 (Sam): The board at {port} does not answer like an ESP32 in its bootloader: hold its BOOT button, "
-        "press and release RESET, let go of BOOT, and try again.\n"
-    )
+    assert result.stderr == NOT_IN_LOADER.format(port=port)
     assert (board.boots, board.commands, board.flash.count(0xFF)) == (["firmware"], [], len(board.flash))
     assert (planned(esp_plan)[2]["state"], devices_at(hub)) == ("planned", [])
-    assert result.stdout.splitlines() == final_table([(port, "Sam (row 2)", "failed", "✗ see below")]) + [
+    assert result.stdout.splitlines() == final_table([(port, "–", "failed", "✗ see below")]) + [
+        "✓ 0 of 2 planned devices provisioned.", "  Still to set up: row 2 (Sam), row 3 (Jo).",
+        f"  Run the same command again to continue: {esp_plan}/plan.json keeps every step done."]  # fmt: skip
+
+
+def test_an_esp32_at_a_port_without_dtr_and_rts_gets_one_sentence_and_no_esptool_warning(
+        plug_esp, firmware_cache, hub, facilitator_key, esp_plan, answers):  # fmt: skip
+    """esptool warns once a process that the chip was not reset: run as its own process, as at a workshop."""
+    manifest = firmware_cache(micropython_bin("esp32", NEWER), board="ESP32_GENERIC")
+    board = plug_esp("fs", None, lines=False)  # blank, at a port that refuses DTR/RTS
+    port = board.port
+
+    args = workshop_run(esp_plan, hub, facilitator_key, answers, [port], "--manifest", str(manifest))
+
+    result = subprocess.run([SENSING, *args], capture_output=True, text=True, timeout=300)
+
+    assert (result.returncode, result.stderr) == (1, NOT_IN_LOADER.format(port=port))
+    assert (board.boots, board.commands, board.flash.count(0xFF)) == (["firmware"], [], len(board.flash))
+    assert result.stdout.splitlines() == final_table([(port, "–", "failed", "✗ see below")]) + [
+        "✓ 0 of 2 planned devices provisioned.", "  Still to set up: row 2 (Sam), row 3 (Jo).",
+        f"  Run the same command again to continue: {esp_plan}/plan.json keeps every step done."]  # fmt: skip
+
+
+ESP_S3_ROSTER = """\
+name,contact,area,placement,kind,board,sharing,purposes
+Sam,,easton,outdoor,air,ESP32_GENERIC,open,community_awareness;research
+Jo,,easton,indoor,damp,ESP32_GENERIC_S3,,
+"""
+
+
+def test_a_blank_esp32_s3_is_asked_its_chip_and_gets_the_row_of_an_s3(plug_esp, tmp_path, firmware_cache, hub,
+                                                                       facilitator_key, answers):  # fmt: skip
+    (tmp_path / "roster.csv").write_text(ESP_S3_ROSTER)
+    plan = tmp_path / "plan"
+    assert runner.invoke(app, ["workshop", "prepare", str(tmp_path / "roster.csv"), "--out", str(plan)]).exit_code == 0
+    image = micropython_bin("esp32s3", NEWER)
+    manifest = firmware_cache(image, board="ESP32_GENERIC_S3", others=("ESP32_GENERIC",))
+    board = plug_esp("fs", None, chip="esp32s3")  # blank: it says nothing of itself but "invalid header"
+    port = board.port
+
+    result = runner.invoke(app, workshop_run(plan, hub, facilitator_key, answers, [port], "--manifest",
+                                             str(manifest)))  # fmt: skip
+
+    assert (result.exit_code, result.stderr) == (0, "")
+    jo = planned(plan)[3]["device_id"]
+    assert devices_at(hub) == [jo]
+    assert result.stdout.splitlines() == flashed_board(port, 3, jo, f"MicroPython {NEWER} written") + final_table(
+        [(port, "Jo (row 3)", "provisioned", FIRST_READING)]) + [
+        "✓ 1 of 2 planned devices provisioned.", "  Still to set up: row 2 (Sam).",
+        f"  Run the same command again to continue: {plan}/plan.json keeps every step done."]  # fmt: skip
+    # Asked its chip in its loader and reset out of it, then flashed with the S3's image at its 0x0.
+    assert (board.boots, board.installed, board.running) == (["firmware", "download", "firmware", "download",
+                                                              "firmware"], NEWER, NEWER)  # fmt: skip
+    assert board.flash[: len(image)] == image
+    assert json.loads((board.root / "config.json").read_text())["device_id"] == jo
+
+
+@pytest.mark.parametrize(("chosen", "said"), [
+    ("", "✗ This board is an ESP32-S3 without MicroPython, and no row of the plan is for one: add a row for an "
+         "ESP32_GENERIC_S3 board to the roster and run sensing workshop prepare again, or unplug it.\n"),
+    ("=2", "✗ This board is an ESP32-S3, but row 2 (Sam) is for an ESP32_GENERIC (ESP32): choose the row of an "
+           "ESP32-S3 board for its port (--port PORT=ROW), or unplug it.\n"),
+], ids=["next_row", "row_chosen"])  # fmt: skip
+def test_a_blank_esp32_whose_chip_no_row_wants_is_left_as_it_was(plug_esp, firmware_cache, hub, facilitator_key,
+                                                                  esp_plan, answers, chosen, said):  # fmt: skip
+    manifest = firmware_cache(micropython_bin("esp32", NEWER), board="ESP32_GENERIC", others=("ESP32_GENERIC_S3",))
+    board = plug_esp("fs", None, chip="esp32s3")  # the plan's ESP32 row is for an ESP32_GENERIC
+    port = board.port
+
+    result = runner.invoke(app, workshop_run(esp_plan, hub, facilitator_key, answers, [port + chosen], "--manifest",
+                                             str(manifest)))  # fmt: skip
+
+    assert (result.exit_code, result.stderr) == (1, said)
+    # Asked its chip in its loader, and reset out of it: it runs what it ran (nothing: it is blank), untouched.
+    assert (board.boots, board.loader, board.flash.count(0xFF)) == (["firmware", "download", "firmware"], None,
+                                                                    len(board.flash))  # fmt: skip
+    assert [name for name in board.commands if name.startswith(("FLASH", "MEM", "ERASE"))] == []
+    assert (planned(esp_plan)[2]["state"], devices_at(hub)) == ("planned", [])
+    assert result.stdout.splitlines() == final_table([(port, "–", "failed", "✗ see below")]) + [
         "✓ 0 of 2 planned devices provisioned.", "  Still to set up: row 2 (Sam), row 3 (Jo).",
         f"  Run the same command again to continue: {esp_plan}/plan.json keeps every step done."]  # fmt: skip
 
