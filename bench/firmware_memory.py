@@ -545,8 +545,13 @@ def scenario(state: str, cycles: int, mode: str, kit: dict | None = None) -> lis
 
 
 def unix_script(state: str, cycles: int, mode: str, kit: dict | None = None) -> str:
-    """The scenario as one script for the unix port, which collects where it is asked to."""
+    """The scenario as one script for the unix port, which collects where it is asked to. The unix port
+    compiles a script whole before it runs it, so a kit's part is read from a file of its own (written into
+    `state`) and run there: its code is the chips', not in the harness before the firmware."""
     parts = scenario(state, cycles, mode, kit)
+    if kit:
+        (Path(state) / "kit_part.py").write_text(parts[3])
+        parts[3] = "f = open(STATE + '/kit_part.py')\nexec(f.read())\nf.close()\nf = None\ngc.collect()\n"
     return "\n".join(parts) + "\nwhile not finished:\n    step()\n" + REPORT + "report()\n"
 
 
