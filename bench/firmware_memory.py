@@ -310,7 +310,7 @@ total = base + gc.mem_free()  # changes only if the heap grows (the webassembly 
 from firmware import app, mqtt
 gc.collect()
 """ + PART + """
-chips = gc.mem_alloc() - before_kit
+chips = gc.mem_alloc() - before_kit if KIT else 0
 code = before_kit - base
 given = {"device_id": "bench-1", "secret": "x", "state_dir": STATE, "cycles": CYCLES, "interval": 0,
          "backoff_initial": 0, "backoff_max": 0, "ntp_host": ""}
