@@ -116,9 +116,9 @@ class _EsptoolOutput(TemplateLogger):
 
 
 class _EsptoolOutputs(TemplateLogger):
-    """The one logger esptool has once this module flashed: each thread's messages go to the _EsptoolOutput of
-    the flash it runs (boards are flashed in parallel at a workshop, and esptool's logger is one for the
-    process), and those of no flash are dropped."""
+    """esptool's logger while this module flashes: each thread's messages go to the _EsptoolOutput of the flash
+    it runs (boards are flashed in parallel at a workshop, and esptool's logger is one for the process); any
+    other's are dropped."""
 
     def __init__(self):
         self.here = threading.local()
@@ -161,28 +161,42 @@ class _SaidNow:
 
 
 _OUTPUTS = _EsptoolOutputs()
-_installed = threading.Lock()
+_flashing = {"count": 0, "before": None}  # flashes running now; esptool's logger and warnings before the first
+_flashing_lock = threading.Lock()
 
 
 def _install() -> None:
-    with _installed:
-        if getattr(EspLog.instance, "_legacy", None) is _OUTPUTS:
-            return
-        log.set_logger(_OUTPUTS)
-        esptool.reset.ResetStrategy.print_once = _SaidNow("warn")
-        esptool.cmds._warn_nand_experimental = _SaidNow("warn")
+    """esptool's output goes to _OUTPUTS while any flash runs: the first to start installs it, the last to end
+    puts esptool's own back (a flash ending while another runs must not give that one esptool's printer)."""
+    with _flashing_lock:
+        if _flashing["count"] == 0:
+            _flashing["before"] = (EspLog.instance, esptool.reset.ResetStrategy.print_once,
+                                   esptool.cmds._warn_nand_experimental)  # fmt: skip
+            log.set_logger(_OUTPUTS)
+            esptool.reset.ResetStrategy.print_once = _SaidNow("warn")
+            esptool.cmds._warn_nand_experimental = _SaidNow("warn")
+        _flashing["count"] += 1
+
+
+def _uninstall() -> None:
+    with _flashing_lock:
+        _flashing["count"] -= 1
+        if _flashing["count"] == 0:
+            EspLog.instance, esptool.reset.ResetStrategy.print_once, esptool.cmds._warn_nand_experimental = (
+                _flashing["before"])  # fmt: skip
 
 
 @contextlib.contextmanager
 def _esptool_quiet(on_bar: Callable[[int, int], None]) -> Iterator[_EsptoolOutput]:
     """esptool's messages and progress, in this thread, kept in the _EsptoolOutput yielded."""
-    _install()
     output = _EsptoolOutput(on_bar)
+    _install()
     _OUTPUTS.here.output = output
     try:
         yield output
     finally:
         _OUTPUTS.here.output = None
+        _uninstall()
 
 
 def _remote(port: str) -> bool:

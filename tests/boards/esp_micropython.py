@@ -10,8 +10,9 @@ ROM loader when esptool resets it into download mode, running MicroPython when i
 
 The board is EspBoard (tests/boards/esp_board.py), the chip of tests/boards/esp_rom.py behind a DevKit's
 auto-program circuit (DTR and RTS drive EN and IO0), here at a pseudo-terminal instead of behind an RFC 2217
-server. Plugged in (`start`), it boots its firmware. At each reset with IO0 high it boots what its flash holds
-at the chip's offset (0x1000 on the ESP32 and ESP32-S2, 0 on the others): an application image whose header
+server. Plugged in (`start`), it boots its firmware, or starts its ROM loader if its BOOT button is held
+(`boot_button=True`). At each reset with IO0 high it boots what its flash holds at the chip's offset (0x1000
+on the ESP32 and ESP32-S2, 0 on the others): an application image whose header
 names this chip and whose checksum holds (the ROM and the bootloader check them). An image carrying MicroPython's banner
 ("MicroPython v1.25.0 on ...", as micropython_bin builds one) runs as the simulated MicroPython board of
 tests/boards/simulator.py (the unix port behind the raw REPL, soft reboots as a board), that version, behind
@@ -139,7 +140,8 @@ class EspMicroPythonBoard(EspBoard):
     # ------------------------------------------------------------------------------------------- plugging in
 
     def start(self, timeout: float = 10.0) -> "EspMicroPythonBoard":
-        """Plug it in: the port appears and the chip boots its firmware; returns once MicroPython runs (if any)."""
+        """Plug it in: the port appears and the chip boots its firmware (its loader with `boot_button` held);
+        returns once MicroPython runs (if any)."""
         self._master, self._slave = os.openpty()
         tty.setraw(self._slave)  # our end stays open, as the adapter's device node stays while it is plugged in
         os.set_blocking(self._master, False)  # what nobody reads is lost, not waited on, as on a UART
@@ -147,7 +149,7 @@ class EspMicroPythonBoard(EspBoard):
         self._thread = threading.Thread(target=self._serve, name=f"ESP32 {self.port}", daemon=True)
         self._thread.start()
         with self._lock:
-            self.restart(download=False)
+            self.restart(download=self.boot_button)  # BOOT held while plugged in: its ROM loader
         if self._wanted is not None and not self._up.wait(timeout):
             self.stop()
             raise RuntimeError(f"MicroPython did not start on the simulated ESP32 within {timeout:.0f} s")

@@ -543,6 +543,28 @@ def test_an_esp32_at_a_port_without_dtr_and_rts_gets_one_sentence_and_no_esptool
         f"  Run the same command again to continue: {esp_plan}/plan.json keeps every step done."]  # fmt: skip
 
 
+def test_an_esp32_put_in_its_loader_by_hand_at_a_port_without_dtr_and_rts_is_flashed_then_told_to_be_reset(
+        plug_esp, firmware_cache, hub, facilitator_key, esp_plan, answers):  # fmt: skip
+    image = micropython_bin("esp32", NEWER)
+    manifest = firmware_cache(image, board="ESP32_GENERIC")
+    board = plug_esp("fs", None, lines=False, boot_button=True)  # blank, BOOT held as it was plugged in
+    port = board.port
+    args = workshop_run(esp_plan, hub, facilitator_key, answers, [port], "--manifest", str(manifest))
+
+    result = subprocess.run([SENSING, *args], capture_output=True, text=True, timeout=300)
+
+    assert (result.returncode, result.stderr) == (1, (
+        f"✗ Row 2 (Sam): {ESP_BIN} was written to the board at {port}, but its port could not restart it: press its "
+        "reset button, and run this again.\n"))  # fmt: skip
+    # Nothing could reset it: in its loader from the start, it holds the image and waits there.
+    assert (board.boots, board.loader, board.installed) == (["download"], "stub", NEWER)
+    assert board.flash[0x1000 : 0x1000 + len(image)] == image
+    assert (planned(esp_plan)[2]["state"], devices_at(hub)) == ("planned", [])
+    assert result.stdout.splitlines() == final_table([(port, "Sam (row 2)", "failed", "✗ see below")]) + [
+        "✓ 0 of 2 planned devices provisioned.", "  Still to set up: row 2 (Sam), row 3 (Jo).",
+        f"  Run the same command again to continue: {esp_plan}/plan.json keeps every step done."]  # fmt: skip
+
+
 ESP_S3_ROSTER = """\
 name,contact,area,placement,kind,board,sharing,purposes
 Sam,,easton,outdoor,air,ESP32_GENERIC,open,community_awareness;research
