@@ -2,9 +2,10 @@
 
     sensing workshop run plan --hub http://192.168.1.10:8000 --key fac_… --answers-dir answers
 
-Each board plugged in is matched to the next planned device for its type of board (or the row the facilitator
-chose: --port /dev/ttyACM0=5), then flashed (not when it runs the wanted MicroPython already), deployed and
-provisioned, up to its first reading at the hub (cli/workshop_board.py). The plan is saved after every step, so
+Each board plugged in is matched to the next planned device for its type of board (one without MicroPython: for
+its chip, which an ESP32's loader tells), or to the row the facilitator chose (--port /dev/ttyACM0=5), then
+flashed (not when it runs the wanted MicroPython already), deployed and provisioned, up to its first reading at
+the hub (cli/workshop_board.py). The plan is saved after every step, so
 the same command continues an interrupted workshop, and a device is never registered twice.
 """
 

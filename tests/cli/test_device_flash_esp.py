@@ -205,6 +205,21 @@ def test_the_defaults_reset_a_board_on_another_computer_into_its_bootloader(tmp_
     assert {"ERASE_FLASH", "FLASH_DEFL_END"} <= set(board.stub_commands) and board.bauds == [(460800, 115200)]
 
 
+def test_a_board_of_another_chip_is_reset_back_out_of_its_bootloader(tmp_path):
+    firmware = image_file(tmp_path, "esp32c3")
+    with EspBoard(chip="esp32s3") as board, Rfc2217Server(board) as server:
+        port = server.url
+        result = sensing_flash("--board", "ESP32_GENERIC_C3", "--firmware", str(firmware), "--port", port)
+
+    assert (result.exit_code, result.stdout) == (1, "")
+    assert result.stderr == (
+        f"✗ The board at {port} is an ESP32-S3, not the ESP32-C3 of ESP32_GENERIC_C3: say which board it is with "
+        "--board.\n"
+    )
+    # Reset into its loader to be asked its chip, refused, and reset out of it: it runs its firmware, untouched.
+    assert (board.boots[-1], board.loader, board.flash) == ("firmware", None, b"\xff" * FLASH_SIZE)
+
+
 def test_a_plain_rfc2217_relay_cannot_reset_an_esp32_into_its_bootloader(tmp_path):
     """esptool issue #383: relayed one change per round trip, the reset sequence lets EN rise with IO0 high."""
     with EspBoard(chip="esp32s3") as board, Rfc2217Server(board, espressif=False) as server:
