@@ -124,6 +124,9 @@ def flash(
     if done.fell_back:
         console.print(f"  The line did not carry {baud} baud, so it was written at {ROM_BAUD}.", highlight=False)
     console.print(f"✓ {what} written to the {done.chip} on {port} (verified).", highlight=False)
+    if reset and not done.restarted:  # the port has no DTR/RTS (or the board no reset circuit)
+        console.print("  Its port could not restart it: press its reset button (EN or RST) to start MicroPython.",
+                      highlight=False)  # fmt: skip
 
 
 def fetch_firmware(

@@ -174,14 +174,17 @@ def test_a_compressed_block_damaged_on_the_way_is_sent_again(rom, tmp_path):
 def test_a_port_that_refuses_dtr_and_rts_gets_no_esptool_warning(rom, tmp_path):
     """The reset (the default) on a port without modem lines: esptool warns that the chip was not reset, once a
     process, through the logger it had when imported. Run as its own process, as at a terminal, the command
-    says nothing of it: the board was in its loader, and is flashed."""
+    says nothing of it: the board was in its loader, and is flashed; it is told to press the reset button."""
     firmware = image_file(tmp_path, "esp32")
 
     result = subprocess.run([SENSING, "device", "flash", "--firmware", str(firmware), "--port", rom.port],
                             capture_output=True, text=True, timeout=120)  # fmt: skip
 
     assert (result.returncode, result.stderr) == (0, "")
-    assert result.stdout == f"✓ MicroPython 1.24.1 written to the ESP32 on {rom.port} (verified).\n"
+    assert result.stdout == (
+        f"✓ MicroPython 1.24.1 written to the ESP32 on {rom.port} (verified).\n"
+        "  Its port could not restart it: press its reset button (EN or RST) to start MicroPython.\n"
+    )
     assert rom.flash[0x1000 : 0x1000 + len(firmware.read_bytes())] == firmware.read_bytes()
 
 
