@@ -272,13 +272,13 @@ def sleep(seconds):
 
 
 def step():
-    # One step of the firmware's loop, from one collection point to the next: its start (three steps), then
+    # One step of the firmware's loop, from one collection point to the next: its start (four steps), then
     # each cycle (a cycle that sends a backlog is a step per batch). The heap was collected since the last.
     global finished, left
     if MEASURE:
         live = gc.mem_alloc()
         stats[LIVE] = max(stats[LIVE], live)
-        if stats[STEPS] >= 4 and stats[CYCLE] != stats[MARKED]:  # the first step since cycle stats[CYCLE] - 1
+        if stats[STEPS] >= 5 and stats[CYCLE] != stats[MARKED]:  # the first step since cycle stats[CYCLE] - 1
             stats[MARKED] = stats[CYCLE]
             for i in range(len(MARKS)):
                 if MARKS[i] == stats[CYCLE] - 1:
@@ -291,7 +291,7 @@ def step():
         finished = True
     if MEASURE:
         peak = max(stats[BEFORE], gc.mem_alloc() - stats[CHIPS])
-        kind = START if stats[STEPS] < 3 else FIRST if stats[MESSAGES] == stats[UPS] else (
+        kind = START if stats[STEPS] < 4 else FIRST if stats[MESSAGES] == stats[UPS] else (
             BACKLOG if stats[BATCHED] else RECONNECT if stats[CONNECTS] else NORMAL)
         stats[kind] = max(stats[kind], peak)
     stats[CONNECTS] = 0

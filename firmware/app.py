@@ -265,6 +265,9 @@ def cycles(config, sensor=None, clock=None, sleep=time.sleep, log=print, client_
     part = start.sensors_part(config, part)
     gc.collect()
     yield -1  # the chips are found: finding them (sensors/registry.py) is gone
+    part = start.ranges_part(part)
+    gc.collect()
+    yield -1  # the quantity registry is gone
     device, seqs, sensors = start.device(config, part, clock, sleep, log, client_factory, files, config_file)
     release(start)
     start = part = clock = files = None

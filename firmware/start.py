@@ -4,6 +4,7 @@
 #
 #   board_part()   what the board has (LED, watchdog, modem UART, its pin map); board.py goes after it
 #   sensors_part() the sensors on its buses (the drivers, found by sensors/registry.py, which goes after it)
+#   ranges_part()  the drivers read together, with the valid ranges of their quantities (quantities.py goes)
 #   device()       the loop's objects, made from the config and those, after a collection
 #
 # Nothing made here may keep a function of this module (a closure, a bound method, a class): that would keep
@@ -50,13 +51,23 @@ def board_part(config, sensor=None, hardware=None, wdt=None):
 
 
 def sensors_part(config, part):
-    """The second part, after a collection (board.py is gone): the sensors, unless given. (status, LED,
-    watchdog, sensors, the machine module, the modem) for device()."""
+    """The second part, after a collection (board.py is gone): the sensors, unless given (the emulated one,
+    or the list of drivers found). [status, LED, watchdog, sensors, the machine module, the modem] for
+    ranges_part()."""
     status, led, wdt, sensors, hardware, modem, board_map = part
     part[4] = part[6] = None
     if sensors is None:
         sensors = find_sensors(config, hardware, board_map, status.boot_faults)
-    return status, led, wdt, sensors, hardware.machine, modem
+    return [status, led, wdt, sensors, hardware.machine, modem]
+
+
+def ranges_part(part):
+    """The third part, after a collection (finding the chips is gone): drivers found become a
+    reading.Sensors, with the valid ranges of the quantities they give, taken from the quantity registry,
+    which goes after it. (status, LED, watchdog, sensors, the machine module, the modem) for device()."""
+    if isinstance(part[3], list):
+        part[3] = read_together(part[3])
+    return tuple(part)
 
 
 def device(config, part, clock=None, sleep=time.sleep, log=print, client_factory=None, files=None,
@@ -88,11 +99,10 @@ def device(config, part, clock=None, sleep=time.sleep, log=print, client_factory
 
 
 def find_sensors(config, hardware, board_map, faults):
-    """The sensors for `config`: the emulated one (its read() gives the values), or every chip that answers
-    on the board's buses, read together by a reading.Sensors. Faults found on the way (a bus that cannot be
-    opened, a chip that does not start) go into `faults`. Finding the chips (sensors/registry.py) and the
-    quantity registry are let go: the loop keeps the drivers, reading.py and the valid ranges of the
-    quantities the drivers give."""
+    """The sensors for `config`: the emulated one (its read() gives the values), or the list of drivers of
+    every chip that answers on the board's buses (read_together() makes them one sensor). Faults found on the
+    way (a bus that cannot be opened, a chip that does not start) go into `faults`. Finding the chips
+    (sensors/registry.py) is let go."""
     if config["sensors"] == "emulated" or not hardware.has_buses():
         return load("sensors.emulated").EmulatedSensor(config["seed"])
     registry = load("sensors.registry")
@@ -105,7 +115,12 @@ def find_sensors(config, hardware, board_map, faults):
         faults.append({"sensor": "board", "fault": "absent",
                        "message": "no sensor answers on the board's buses: check the wiring"})
     let_go(registry)
-    registry = None
+    return drivers
+
+
+def read_together(drivers):
+    """A reading.Sensors of the drivers, with the valid ranges of the quantities they give; the quantity
+    registry is let go: the loop keeps the drivers, reading.py and those ranges."""
     reading = load("sensors.reading")
     quantities = load("quantities")
     names = []
