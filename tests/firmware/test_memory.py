@@ -13,7 +13,7 @@ from tests.firmware.support import REPO
 
 # The smallest heap the scenario runs in under the unix port, from .py files, is 104 KB (41 KB of it code;
 # compiling the modules loaded at start, with the rest loaded, is what needs the most; from .mpy files 72 KB,
-# and 52 KB on 32-bit: see the bench). The cap leaves room for that, and catches a loop that starts to hold on
+# and 51 KB on 32-bit: see the bench). The cap leaves room for that, and catches a loop that starts to hold on
 # to its readings or build a backlog's messages whole, or code that stops being imported only when needed.
 # Lower it as the firmware shrinks.
 HEAP_KB = 112
