@@ -20,6 +20,7 @@ from firmware.quantities import QUANTITIES
 BAUD = 115200
 POLL = 0.1  # seconds a read waits for the board, so Ctrl-C and --seconds are noticed quickly
 PROMPT_WAIT = 5  # seconds for a board to show its >>> prompt after Ctrl-C, Ctrl-B
+PROBE, PROBE_ANSWER = b'print("sensing", 6 * 7)\r', b"sensing 42"  # echoed as typed; answered as computed
 
 
 def quantity_text(name: str, value: float) -> str:
@@ -82,11 +83,15 @@ class Lines:
 def soft_reboot(port: serial.Serial, lines: Lines) -> bool:
     """Stop what the board runs and soft-reboot it from its friendly REPL, which runs /main.py again."""
     port.write(b"\r\x03\x03\x02")  # Ctrl-C twice (stop the program), Ctrl-B (the friendly REPL)
-    # Ctrl-B answers with the banner, 'Type "help()" for more information.', then the prompt: wait for that
-    # prompt, not one the Ctrl-Cs brought, or the rest of the banner would come after the restart.
-    if not lines.until(b"more information.", PROMPT_WAIT):
+    if not lines.until(b"more information.", PROMPT_WAIT):  # Ctrl-B's banner ends 'Type "help()" for more ...'
         return False
-    lines.pending = lines.pending[lines.pending.index(b"more information.") :]
+    # That banner may be an older one: a board that has just started (after a deploy, say) prints its own
+    # when its program ends, maybe before our keys arrive. So ask the REPL something whose answer is not its
+    # echo: once the answer is there, the prompt after it is the one our keys brought.
+    port.write(PROBE)
+    if not lines.until(PROBE_ANSWER, PROMPT_WAIT):
+        return False
+    lines.pending = lines.pending[lines.pending.index(PROBE_ANSWER) :]
     if not lines.until(b">>> ", PROMPT_WAIT):
         return False
     lines.pending = b""
