@@ -104,10 +104,6 @@ def chip_of_info(info: str) -> str | None:
     return None
 
 
-def chip_of_image(image: UF2Image) -> str:
-    return "RP2040" if image.main_family == RP2040 else "RP2350" if image.main_family in ACCEPTED["RP2350"] else "?"
-
-
 def check_family(image: UF2Image, chip: str, name: str = "the file") -> None:
     """Refuse a file whose blocks the board's bootrom would ignore."""
     wanted = image.main_family
