@@ -280,7 +280,9 @@ def cycles(config, sensor=None, clock=None, sleep=time.sleep, log=print, client_
             gc.collect()
             yield len(buf)
             pw.feed()
-            device.measure(seqs, sensors)
+            for _ in device.measure(seqs, sensors):  # between two chips' drivers
+                gc.collect()
+                yield len(buf)
             cycle += 1
             gc.collect()  # the reading is on flash: its garbage goes before the sending
             yield len(buf)
@@ -325,7 +327,15 @@ class Device:
         self.ntp_backoff = Backoff(config["backoff_initial"], config["backoff_max"], config["backoff_jitter"])
 
     def measure(self, seqs, sensors):
-        got = sensors.read()
+        """Read the sensors and keep the reading. A generator: it yields between two drivers
+        (reading.Sensors.steps), where the caller collects the garbage."""
+        steps = getattr(sensors, "steps", None)
+        if steps is None:
+            got = sensors.read()
+        else:
+            for got in steps():
+                if got is None:
+                    yield
         values, faults = got if isinstance(got, tuple) else (got, [])
         self.status.faults = faults
         self.note_faults(faults)

@@ -120,7 +120,8 @@ def find_sensors(config, hardware, board_map, faults):
 
 def read_together(drivers):
     """A reading.Sensors of the drivers, with the valid ranges of the quantities they give; the quantity
-    registry is let go: the loop keeps the drivers, reading.py and those ranges."""
+    registry and the drivers' modules are let go: the loop keeps reading.py, what the drivers know and those
+    ranges."""
     reading = load("sensors.reading")
     quantities = load("quantities")
     names = []
@@ -128,6 +129,8 @@ def read_together(drivers):
         names += getattr(driver, "QUANTITIES", ())
     sensors = reading.Sensors(drivers, reading.limits(quantities, names))
     let_go(quantities)
+    drivers = None
+    reading.let_go([])  # the drivers' modules: loaded again for each reading
     return sensors
 
 
