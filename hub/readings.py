@@ -24,7 +24,10 @@ def for_device(
     until: datetime | None,
     after: int | None,
     limit: int,
+    newest_first: bool = False,
+    before: int | None = None,
 ) -> list[Reading]:
+    """The device's readings in the order they arrived (newest first if asked), after or before a reading id."""
     query = select(Reading).where(Reading.device_id == device_id)
     if quantity:
         query = query.where(Reading.quantity == quantity)
@@ -34,4 +37,7 @@ def for_device(
         query = query.where(Reading.measured_at < until)
     if after is not None:
         query = query.where(col(Reading.id) > after)
-    return list(session.exec(query.order_by(col(Reading.id)).limit(limit)))
+    if before is not None:
+        query = query.where(col(Reading.id) < before)
+    order = col(Reading.id).desc() if newest_first else col(Reading.id)
+    return list(session.exec(query.order_by(order).limit(limit)))

@@ -1,7 +1,7 @@
 """Devices and their consent: register, view, give a new agreement, withdraw, erase, read."""
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header, HTTPException, Query, Request, Response, status
 from pydantic import BaseModel, Field
@@ -176,13 +176,20 @@ def device_readings(
     since: datetime | None = None,
     until: datetime | None = None,
     after: Annotated[int | None, Query(description="continue after this reading id (from `next`)")] = None,
+    before: Annotated[int | None, Query(description="continue before this reading id (from `next`, newest first)")]
+    = None,
+    order: Annotated[Literal["oldest", "newest"], Query(description="oldest (or newest) received first")] = "oldest",
     limit: Annotated[int, Query(ge=1, le=10000)] = 1000,
 ) -> ReadingPage:
-    """The device's readings, oldest first, for its owner or the operator."""
-    rows = readings.for_device(session, device.id, quantity, since, until, after, limit)  # type: ignore[arg-type]
+    """The device's readings in the order they were received, oldest first (or newest), for its owner or the
+    operator."""
+    newest = order == "newest"
+    rows = readings.for_device(session, device.id, quantity, since, until, after, limit,  # type: ignore[arg-type]
+                               newest_first=newest, before=before)  # fmt: skip
     next_url = None
     if len(rows) == limit:
-        next_url = str(request.url.include_query_params(after=rows[-1].id))
+        keyset = {"before": rows[-1].id} if newest else {"after": rows[-1].id}
+        next_url = str(request.url.include_query_params(**keyset))
         response.headers["Link"] = f'<{next_url}>; rel="next"'
     return ReadingPage(readings=[readings.public(r) for r in rows], next=next_url)
 

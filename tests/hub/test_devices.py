@@ -1,6 +1,8 @@
 """Registering devices with consent, and what each audience may see of them."""
 
-from tests.hub.conftest import device_body
+import time
+
+from tests.hub.conftest import device_body, owner
 
 
 def test_register_returns_secrets_once_and_stores_only_hashes(client, operator, register, hub_settings):
@@ -165,3 +167,29 @@ def test_the_list_shows_each_devices_agreement_in_force(client, register):
         second["device"]["public_id"]: ("community", True),
         third["device"]["public_id"]: (None, False),
     }
+
+
+def test_the_owner_reads_the_readings_oldest_or_newest_first_a_page_at_a_time(client, register):
+    reg = register()
+    t = int(time.time()) - 600
+    records = [{"seq": seq, "t": t + seq, "v": {"temperature": 20 + seq / 10}} for seq in range(1, 6)]
+    sent = client.post("/api/v1/ingest", json=records, headers={"Authorization": f"Bearer {reg['device_secret']}"})
+    assert sent.json()["accepted"] == 5
+    url = f"/api/v1/devices/{reg['device']['public_id']}/readings"
+
+    def pages(query: str) -> list[list[int]]:
+        seen, next_url = [], f"{url}?{query}"
+        while next_url:
+            response = client.get(next_url, headers=owner(reg))
+            assert response.status_code == 200, response.text
+            body = response.json()
+            assert response.links.get("next", {}).get("url") == body["next"]
+            seen.append([r["seq"] for r in body["readings"]])
+            next_url = body["next"]
+        return seen
+
+    assert pages("limit=2") == [[1, 2], [3, 4], [5]]
+    assert pages("limit=2&order=newest") == [[5, 4], [3, 2], [1]]
+    assert pages("order=newest&limit=3&quantity=temperature") == [[5, 4, 3], [2, 1]]
+    refused = client.get(f"{url}?order=latest", headers=owner(reg))
+    assert (refused.status_code, refused.json()["detail"]) == (422, "order: Input should be 'oldest' or 'newest'")
