@@ -4,9 +4,12 @@ A label says the device's id, has a QR code to the resident's private page, says
 agreed to, and how to withdraw. It is one HTML page with print CSS (A4, four labels a page): any browser prints it,
 and a workshop laptop needs nothing more installed.
 
-The private page is `{hub}/devices/{id}#token={owner token}`. The hub does not serve it yet: the QR codes point
-where it will be. The token goes after '#', so a browser never sends it: it stays out of the hub's access log and
-of any other site's Referer.
+The private page is `{hub}/devices/{id}#token={owner token}`, served by the hub (hub/pages): the resident's device,
+what they agreed to, its last status and latest readings, and buttons to withdraw consent and erase the readings.
+The token goes after '#', so a browser never sends it: it stays out of the hub's access log and of any other
+site's Referer. The page's script reads it there and takes it out of the address bar.
+
+What the resident agreed to is worded by hub.agreement_words, for the labels and the page alike.
 """
 
 import base64
@@ -14,7 +17,6 @@ import html
 import io
 import os
 from pathlib import Path
-from typing import Any
 
 import segno
 import typer
@@ -22,17 +24,7 @@ from rich.markup import escape
 
 from cli.app import abort, console
 from cli.roster import PLAN_FILE, Plan, PlannedDevice
-from hub.consent import PURPOSES
-
-SHARING = {
-    "private": "Only you can see your readings.",
-    "community": "Your community group sees averages for your area, never your sensor on its own.",
-    "open": "Your readings are open data: anyone may download and reuse them, with credit to the community.",
-}
-TIME = {
-    "exact": "They are published with the time they were measured.",
-    "hour": "Their times are published rounded down to the hour.",
-}
+from hub.agreement_words import KINDS, agreed
 
 
 def private_page(device: PlannedDevice) -> str:
@@ -44,34 +36,6 @@ def withdraw_command(device: PlannedDevice) -> str:
             f"{device.hub}/api/v1/devices/{device.device_id}/withdraw")  # fmt: skip
 
 
-def location(agreement: dict[str, Any], area: str) -> str:
-    release = agreement["location_release"]
-    if release == "area":
-        return f"They are published with your area, {area}, never your address."
-    if release == "h3":
-        size = agreement["location_h3_resolution"]
-        return (f"They are published with a map cell (size {size}, where 0 is a continent and 9 a few blocks), "
-                "never your address.")  # fmt: skip
-    return "No location is published with them."
-
-
-def agreed(agreement: dict[str, Any], area: str) -> list[str]:
-    """What the resident agreed to, one plain sentence at a time."""
-    sentences = [SHARING[agreement["sharing"]]]
-    if agreement["sharing"] == "open":
-        sentences += [location(agreement, area), TIME[agreement["time_release"]]]
-    uses = "; ".join(PURPOSES.get(purpose, purpose) for purpose in agreement["purposes"])
-    sentences.append(f"They may be used for: {uses}.")
-    if agreement["sharing"] != "private":
-        days = agreement["retention_days"]
-        sentences.append(f"Readings older than {days} days are no longer shared." if days
-                         else "They are shared until you withdraw.")  # fmt: skip
-    given = agreement["granted_at"][:10]
-    sentences.append(f"You agreed on {given} to consent text {agreement['consent_version']}, "
-                     f"with {agreement['collected_by']}.")  # fmt: skip
-    return sentences
-
-
 def qr_png(url: str) -> str:
     """The QR code as a PNG data URI: 8 pixels a module, so it prints sharp at the label's size."""
     buffer = io.BytesIO()
@@ -81,7 +45,7 @@ def qr_png(url: str) -> str:
 
 def label(device: PlannedDevice, ask: str | None) -> str:
     e = html.escape
-    kind = {"air": "Air sensor", "damp": "Damp sensor"}[device.kind]
+    kind = KINDS[device.kind]
     items = "".join(f"<li>{e(sentence)}</li>" for sentence in agreed(device.agreement or {}, device.area))
     ask_line = f"<p>Or ask {e(ask)} to do it for you.</p>" if ask else ""
     return f"""<section class="label" id="{e(device.device_id or '')}">
@@ -93,7 +57,8 @@ def label(device: PlannedDevice, ask: str | None) -> str:
 <ul>{items}</ul>
 <h3>To withdraw, at any time</h3>
 <p>Withdrawing takes effect at once: your readings leave every page, download and feed of the hub.</p>
-<p>Run: <code>{e(withdraw_command(device))}</code></p>
+<p>Scan the QR code to open your private page, and press "Withdraw consent" there.</p>
+<p>Or run: <code>{e(withdraw_command(device))}</code></p>
 {ask_line}
 </section>
 """

@@ -18,6 +18,7 @@ from hub.api import keys as keys_api
 from hub.api import lorawan as lorawan_api
 from hub.api import open as open_api
 from hub.db import make_engine, migrate
+from hub.pages import private as private_page
 from hub.settings import Settings, get_settings
 
 log = logging.getLogger("hub")
@@ -82,4 +83,5 @@ def create_app(
     app.include_router(ingest_api.router, prefix="/api/v1")
     app.include_router(lorawan_api.router, prefix="/api/v1")
     app.include_router(info_api.router, prefix="/api/v1")
+    app.include_router(private_page.router)  # /devices/{id}: the resident's page, where the labels' QR codes point
     return app

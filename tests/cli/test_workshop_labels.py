@@ -126,13 +126,14 @@ def test_a_label_for_each_provisioned_device(running_hub, plan_dir, tmp_path):  
         return f"{running_hub.url}/devices/{d.device_id}#token={d.owner_token}"
 
     def withdraw(d):
-        return (f'Run: curl -X POST -H "Authorization: Bearer {d.owner_token}" '
+        return (f'Or run: curl -X POST -H "Authorization: Bearer {d.owner_token}" '
                 f"{running_hub.url}/api/v1/devices/{d.device_id}/withdraw")  # fmt: skip
 
     ending = [
         f"You agreed on {today} to consent text 2026-11, with Easton workshop, Dee.",
         "To withdraw, at any time",
         "Withdrawing takes effect at once: your readings leave every page, download and feed of the hub.",
+        'Scan the QR code to open your private page, and press "Withdraw consent" there.',
     ]
     labels = read_labels(out)
     assert [label["id"] for label in labels] == [sam.device_id, jo.device_id, ali.device_id]
@@ -198,7 +199,7 @@ def test_the_label_s_token_and_withdrawal_work_at_the_hub(running_hub, plan_dir,
                         headers={"Authorization": f"Bearer {token}"})  # fmt: skip
     assert (private.status_code, private.json()["public_id"]) == (200, sam.device_id)
 
-    curl, _, method, _, header, url = shlex.split(label["lines"][-1].removeprefix("Run: "))
+    curl, _, method, _, header, url = shlex.split(label["lines"][-1].removeprefix("Or run: "))
     assert (curl, method) == ("curl", "POST")
     name, value = header.split(": ", 1)
     withdrawn = httpx.request(method, url, headers={name: value})

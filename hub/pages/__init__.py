@@ -1,0 +1,1 @@
+"""Web pages the hub serves beside its API: the resident's private page (private.py)."""
