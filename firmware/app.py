@@ -262,9 +262,11 @@ def cycles(config, sensor=None, clock=None, sleep=time.sleep, log=print, client_
     sensor = hardware = wdt = None  # nothing of board.py's held in this frame
     gc.collect()
     yield -1  # board.py is gone
-    part = start.sensors_part(config, part)
-    gc.collect()
-    yield -1  # the chips are found: finding them (sensors/registry.py) is gone
+    for got in start.sensors_part(config, part):  # a bus at a time
+        if got is not None:
+            part = got
+        gc.collect()
+        yield -1  # the last: the chips are found, and finding them (sensors/registry.py) is gone
     part = start.ranges_part(part)
     gc.collect()
     yield -1  # the quantity registry is gone

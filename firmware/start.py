@@ -52,22 +52,28 @@ def board_part(config, sensor=None, hardware=None, wdt=None):
 
 def sensors_part(config, part):
     """The second part, after a collection (board.py is gone): the sensors, unless given (the emulated one,
-    or the list of drivers found). [status, LED, watchdog, sensors, the machine module, the modem] for
-    ranges_part()."""
+    or what reading.Sensors keeps of the drivers found). A generator: it yields None after each bus (the
+    caller collects there, so no two buses' drivers are in the heap together), then [status, LED, watchdog,
+    sensors, the machine module, the modem, the quantities the drivers give] for ranges_part()."""
     status, led, wdt, sensors, hardware, modem, board_map = part
     part[4] = part[6] = None
+    names = None
     if sensors is None:
-        sensors = find_sensors(config, hardware, board_map, status.boot_faults)
-    return [status, led, wdt, sensors, hardware.machine, modem]
+        for got in find_sensors(config, hardware, board_map, status.boot_faults):
+            if got is None:
+                yield None
+            else:
+                sensors, names = got
+    yield [status, led, wdt, sensors, hardware.machine, modem, names]
 
 
 def ranges_part(part):
-    """The third part, after a collection (finding the chips is gone): drivers found become a
+    """The third part, after a collection (finding the chips is gone): the drivers found become a
     reading.Sensors, with the valid ranges of the quantities they give, taken from the quantity registry,
     which goes after it. (status, LED, watchdog, sensors, the machine module, the modem) for device()."""
     if isinstance(part[3], list):
-        part[3] = read_together(part[3])
-    return tuple(part)
+        part[3] = read_together(part[3], part[6])
+    return tuple(part[:6])
 
 
 def device(config, part, clock=None, sleep=time.sleep, log=print, client_factory=None, files=None,
@@ -99,38 +105,58 @@ def device(config, part, clock=None, sleep=time.sleep, log=print, client_factory
 
 
 def find_sensors(config, hardware, board_map, faults):
-    """The sensors for `config`: the emulated one (its read() gives the values), or the list of drivers of
-    every chip that answers on the board's buses (read_together() makes them one sensor). Faults found on the
-    way (a bus that cannot be opened, a chip that does not start) go into `faults`. Finding the chips
-    (sensors/registry.py) is let go."""
+    """The sensors for `config`: the emulated one (its read() gives the values), or what reading.Sensors
+    keeps of the driver of every chip that answers on the board's buses (read_together() makes them one
+    sensor). A generator: it yields None after each bus, once that bus's driver modules are let go, then
+    (the sensors, the quantities the drivers give). Faults found on the way (a bus that cannot be opened, a
+    chip that does not start) go into `faults`. Finding the chips (sensors/registry.py) is let go."""
     if config["sensors"] == "emulated" or not hardware.has_buses():
-        return load("sensors.emulated").EmulatedSensor(config["seed"])
+        yield load("sensors.emulated").EmulatedSensor(config["seed"]), None
+        return
     registry = load("sensors.registry")
+    reading = load("sensors.reading")
+    finding = reading.drivers_loaded()  # the registry and what it imports stay while the buses are looked at
     buses = registry.open_buses(board_map, hardware.machine, hardware.onewire,
                                 uart=bool(config["uart_sensor"]), faults=faults)
-    drivers = registry.find_drivers(buses, uart_sensor=config["uart_sensor"] or None, faults=faults,
-                                    sleep_ms=hardware.sleep_ms)
+    kept = []
+    names = []
+    for bus in registry.BUSES:
+        keep_found(registry.find_on(bus, buses, config["uart_sensor"] or None, faults, hardware.sleep_ms),
+                   reading, kept, names)
+        reading.let_go(finding)
+        yield None
     buses = None
-    if not drivers:
+    if not kept:
         faults.append({"sensor": "board", "fault": "absent",
                        "message": "no sensor answers on the board's buses: check the wiring"})
     let_go(registry)
-    return drivers
+    reading.let_go([])
+    registry = reading = None  # this generator's frame outlives its last yield
+    yield kept, names
 
 
-def read_together(drivers):
-    """A reading.Sensors of the drivers, with the valid ranges of the quantities they give; the quantity
-    registry and the drivers' modules are let go: the loop keeps reading.py, what the drivers know and those
-    ranges."""
+def keep_found(drivers, reading, kept, names):
+    """What reading.Sensors keeps of each driver into `kept`, the quantities they give into `names`. A call
+    of its own: a generator's frame would hold on to the last driver (and its module) after the loop."""
+    for driver in drivers:
+        kept.append(reading.keep(driver))
+        names += getattr(driver, "QUANTITIES", ())
+
+
+def read_together(kept, names):
+    """A reading.Sensors of the drivers kept (a list of what reading.Sensors keeps of each, or of drivers),
+    with the valid ranges of the quantities they give (`names`; None: the drivers' own QUANTITIES); the
+    quantity registry is let go: the loop keeps reading.py, what the drivers know and those ranges."""
     reading = load("sensors.reading")
     quantities = load("quantities")
-    names = []
-    for driver in drivers:
-        names += getattr(driver, "QUANTITIES", ())
-    sensors = reading.Sensors(drivers, reading.limits(quantities, names))
+    if names is None:
+        names = []
+        for driver in kept:
+            names += getattr(driver, "QUANTITIES", ())
+    sensors = reading.Sensors(kept, reading.limits(quantities, names))
     let_go(quantities)
-    drivers = None
-    reading.let_go([])  # the drivers' modules: loaded again for each reading
+    kept = None
+    reading.let_go([])  # the drivers' modules, if drivers were given: loaded again for each reading
     return sensors
 
 

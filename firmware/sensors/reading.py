@@ -108,8 +108,7 @@ class Sensors:
     the drivers know is kept between readings (see the top of this file)."""
 
     def __init__(self, drivers, ranges=None):
-        wait = _common().wait_ms
-        self.kept = [keep(driver, wait) for driver in drivers]
+        self.kept = [keep(driver) for driver in drivers]
         self.ranges = ranges or {}
 
     def read(self):
@@ -125,12 +124,8 @@ class Sensors:
         common = _common()
         values = {}
         faults = []
-        kept = self.kept
-        for i in range(len(kept)):
-            driver = remake(kept[i], common)
-            read_one(driver, values, faults, self.ranges, common)
-            kept[i] = keep(driver, common.wait_ms)
-            driver = None
+        for i in range(len(self.kept)):
+            self._read(i, values, faults, common)
             let_go(loaded, common)
             yield None
         common = None
@@ -139,13 +134,23 @@ class Sensors:
         yield values, faults
 
 
-def keep(driver, wait):
+    def _read(self, i, values, faults, common):
+        # A call of its own: a generator's frame would hold on to the driver (and its module) at the yield.
+        driver = remake(self.kept[i], common)
+        read_one(driver, values, faults, self.ranges, common)
+        self.kept[i] = keep(driver, common.wait_ms)
+
+
+def keep(driver, wait=None):
     """What Sensors keeps of a driver between readings: (its module, its class, its attributes but the
-    default wait, which is common.py's), or the object itself when it is not one of this package's."""
+    default wait, common.wait_ms, given as `wait` or imported), or the object itself when it is not one of
+    this package's (what keep() gave already, a test's fake)."""
     cls = type(driver)
     module = getattr(cls, "__module__", "")
     if not module.startswith(_PACKAGE):
         return driver
+    if wait is None:
+        wait = _common().wait_ms
     own = driver.__dict__
     state = {}
     for k in own:

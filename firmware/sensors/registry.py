@@ -141,17 +141,35 @@ def find_drivers(buses, uart_sensor=None, faults=None, sleep_ms=None):
     """Every driver for a board's buses: I2C chips detected, every DS18B20 on the 1-Wire bus, and the UART
     sensor the config names ("sds011" or "pms5003"), in read_all's preference order."""
     drivers = []
-    if buses.get("i2c") is not None:
-        drivers += detect(buses["i2c"], faults, sleep_ms)
-    if uart_sensor:
-        if CHIPS.get(uart_sensor, (0, 0, None))[2] != "uart":
-            _note(faults, uart_sensor, "unknown", "'%s' is not a UART sensor (known: %s)"
-                  % (uart_sensor, ", ".join(sorted([c for c in CHIPS if CHIPS[c][2] == "uart"]))))
-        elif buses.get("uart") is not None:
-            drivers.append(make(uart_sensor, buses["uart"], sleep_ms=sleep_ms))
-    if buses.get("onewire") is not None:
-        drivers += detect_onewire(buses["onewire"], sleep_ms)
+    for bus in BUSES:
+        drivers += find_on(bus, buses, uart_sensor, faults, sleep_ms)
     return drivers
+
+
+BUSES = ("i2c", "uart", "onewire")  # find_drivers' order
+
+
+def find_on(bus, buses, uart_sensor=None, faults=None, sleep_ms=None):
+    """The drivers find_drivers() finds on one of the buses ("i2c", "uart" or "onewire")."""
+    if buses.get(bus) is None:
+        if bus == "uart" and uart_sensor:
+            _uart_known(uart_sensor, faults)
+        return []
+    if bus == "i2c":
+        return detect(buses["i2c"], faults, sleep_ms)
+    if bus == "onewire":
+        return detect_onewire(buses["onewire"], sleep_ms)
+    if uart_sensor and _uart_known(uart_sensor, faults):
+        return [make(uart_sensor, buses["uart"], sleep_ms=sleep_ms)]
+    return []
+
+
+def _uart_known(chip, faults):
+    if CHIPS.get(chip, (0, 0, None))[2] == "uart":
+        return True
+    _note(faults, chip, "unknown", "'%s' is not a UART sensor (known: %s)"
+          % (chip, ", ".join(sorted([c for c in CHIPS if CHIPS[c][2] == "uart"]))))
+    return False
 
 
 def _chips_at(address):
