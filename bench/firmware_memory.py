@@ -314,7 +314,7 @@ chips = gc.mem_alloc() - before_kit if KIT else 0
 code = before_kit - base
 given = {"device_id": "bench-1", "secret": "x", "state_dir": STATE, "cycles": CYCLES, "interval": 0,
          "backoff_initial": 0, "backoff_max": 0, "ntp_host": ""}
-if KIT:
+if KIT and not CONTROL:
     given.update({"sensors": "auto", "board": "ESP32_GENERIC", "uart_sensor": KIT["uart"]})
 config = app.make_config(given)
 given = None
@@ -515,7 +515,7 @@ class Hardware:
         return True
 
 
-HARDWARE = Hardware()
+HARDWARE = None if CONTROL else Hardware()
 """
 
 # Run once the loop is finished: not in the heap while it runs.
@@ -534,21 +534,22 @@ def report():
 """
 
 
-def scenario(state: str, cycles: int, mode: str, kit: dict | None = None) -> list[str]:
+def scenario(state: str, cycles: int, mode: str, kit: dict | None = None, control: bool = False) -> list[str]:
     """The scenario's parts, the first with its prelude: `mode` is "measure" or "limit"; `kit` one of KITS'
-    (None: the emulated sensor). The kit's chips are made in parts of their own, after the firmware's imports."""
+    (None: the emulated sensor). The kit's chips are made in parts of their own, after the firmware's imports.
+    With `control`, the kit's chips are made but the firmware reads the emulated sensor (see CONTROL)."""
     parts = SCRIPT.split(PART)
     parts[0] = (f"STATE = {state!r}\nCYCLES = {cycles}\nMEASURE = {mode == 'measure'}\nKIT = {kit!r}\n"
-                + parts[0])
+                f"CONTROL = {control}\n" + parts[0])
     parts[2:2] = ["before_kit = gc.mem_alloc()\n", (KIT_PART if kit else "") + "gc.collect()\n"]
     return parts
 
 
-def unix_script(state: str, cycles: int, mode: str, kit: dict | None = None) -> str:
+def unix_script(state: str, cycles: int, mode: str, kit: dict | None = None, control: bool = False) -> str:
     """The scenario as one script for the unix port, which collects where it is asked to. The unix port
     compiles a script whole before it runs it, so a kit's part is read from a file of its own (written into
     `state`) and run there: its code is the chips', not in the harness before the firmware."""
-    parts = scenario(state, cycles, mode, kit)
+    parts = scenario(state, cycles, mode, kit, control)
     if kit:
         (Path(state) / "kit_part.py").write_text(parts[3])
         parts[3] = "f = open(STATE + '/kit_part.py')\nexec(f.read())\nf.close()\nf = None\ngc.collect()\n"
@@ -625,8 +626,8 @@ class Unix:
         return split_mpy(int(self._eval("import sys; print(sys.implementation._mpy)")))
 
     def run(self, path: Path, cycles: int, mode: str, heap_kb: int | None = None,
-            kit: dict | None = None) -> tuple[int, str]:
-        return run(self.micropython, path, cycles, mode, heap_kb, kit)
+            kit: dict | None = None, control: bool = False) -> tuple[int, str]:
+        return run(self.micropython, path, cycles, mode, heap_kb, kit, control)
 
 
 class Wasm:
@@ -688,8 +689,8 @@ class Wasm:
         return split_mpy(int(out.stdout))
 
     def run(self, path: Path, cycles: int, mode: str, heap_kb: int | None = None,
-            kit: dict | None = None) -> tuple[int, str]:
-        out = self._eval(PART.join(scenario("/state", cycles, mode, kit) + [REPORT]), path,
+            kit: dict | None = None, control: bool = False) -> tuple[int, str]:
+        out = self._eval(PART.join(scenario("/state", cycles, mode, kit, control) + [REPORT]), path,
                          heap_kb or self.MEASURE_HEAP_KB, kit is not None)
         return out.returncode, out.stdout + out.stderr
 
@@ -729,12 +730,12 @@ def compile_mpy(want: tuple[int, int], root: Path, into: Path) -> str | None:
 
 
 def run(micropython: str, path: Path, cycles: int, mode: str, heap_kb: int | None = None,
-        kit: dict | None = None):
+        kit: dict | None = None, control: bool = False):
     """Run the scenario under the unix port; (return code, stdout + stderr). A kit's chips come from this
     repository's cli/simulator/, after the firmware's folder in the module path."""
     with tempfile.TemporaryDirectory() as state:
         script = Path(state) / "memory.py"
-        script.write_text(unix_script(state, cycles, mode, kit))
+        script.write_text(unix_script(state, cycles, mode, kit, control))
         command = [micropython] + (["-X", f"heapsize={heap_kb}K"] if heap_kb else [])
         out = subprocess.run(
             command + [str(script)],
@@ -758,8 +759,8 @@ KITS = {
 }
 
 
-def measure(interpreter, path: Path, cycles: int, kit: dict | None = None) -> dict:
-    code, out = interpreter.run(path, cycles, "measure", kit=kit)
+def measure(interpreter, path: Path, cycles: int, kit: dict | None = None, control: bool = False) -> dict:
+    code, out = interpreter.run(path, cycles, "measure", kit=kit, control=control)
     if code != 0:
         sys.exit(f"{interpreter.title}: the scenario failed:\n{out}")
     s = json.loads(out.strip().splitlines()[-1])
@@ -840,6 +841,25 @@ def report(name: str, s: dict, heap: tuple[int, int, int] | None, limit_cycles: 
         print(f"      ran in {least} KB too, but not in {n - 1} KB: a heap that size is luck, not a margin")
 
 
+PEAKS = ("start", "first", "normal", "backlog", "reconnect")
+CONTROL_CYCLES = 2_000  # past the first backlog (cycle 361) and the reconnection after it
+
+
+def control(interpreter, path: Path, kit: dict, cycles: int) -> None:
+    """The chips' share: the emulated sensor alone, then beside the kit's chips, made as for the kit but
+    unused. Their code's names enter the interpreter's string table (qstr pools, never freed, which grow by
+    doubling), so the firmware's own names can make a larger pool be allocated within its share: a board,
+    which holds no chips, does not pay that. Printed as measured, not taken off the kit's figures."""
+    cycles = min(cycles, CONTROL_CYCLES)
+    alone, beside = measure(interpreter, path, cycles), measure(interpreter, path, cycles, kit, control=True)
+    print(f"    the chips' share, measured         the emulated sensor ({cycles:,} cycles) alone: live "
+          f"{alone['live'] / 1024:.1f} KB, peaks up to {max(alone[k] for k in PEAKS) / 1024:.1f} KB; beside the "
+          f"kit's chips, unused: {beside['live'] / 1024:.1f} / {max(beside[k] for k in PEAKS) / 1024:.1f} KB "
+          f"({(beside['live'] - alone['live']) / 1024:+.1f} / "
+          f"{(max(beside[k] for k in PEAKS) - max(alone[k] for k in PEAKS)) / 1024:+.1f} KB): part of every "
+          "figure above, which a board does not pay")
+
+
 def bench(interpreter, builds, args, kit: dict | None = None) -> None:
     first = True
     for name, path in builds:
@@ -856,6 +876,8 @@ def bench(interpreter, builds, args, kit: dict | None = None) -> None:
             if kit:
                 print(f"  sensor faults logged: {s['faults']}; the first reading sent: {s['sample']}")
         report(name, s, heap, args.limit_cycles)
+        if kit:
+            control(interpreter, path, kit, args.cycles)
 
 
 def main() -> None:

@@ -64,7 +64,9 @@ def sensors_part(config, part):
                 yield None
             else:
                 sensors, names = got
-    yield [status, led, wdt, sensors, hardware.machine, modem, names]
+    got = [status, led, wdt, sensors, hardware.machine, modem, names]
+    part = status = led = wdt = sensors = hardware = modem = board_map = names = None  # the frame outlives the yield
+    yield got
 
 
 def ranges_part(part):
