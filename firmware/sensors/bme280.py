@@ -49,6 +49,20 @@ def _div(a, b):
     return -q if (a < 0) != (b < 0) else q
 
 
+def read_register(i2c, address, register, n, who):
+    try:
+        return i2c.readfrom_mem(address, register, n)
+    except OSError as e:
+        raise common.NoAnswer("%s at 0x%02x does not answer (%s)" % (who, address, common.errno_text(e)))
+
+
+def write_register(i2c, address, register, value, who):
+    try:
+        i2c.writeto_mem(address, register, bytes([value]))
+    except OSError as e:
+        raise common.NoAnswer("%s at 0x%02x does not answer (%s)" % (who, address, common.errno_text(e)))
+
+
 def parse_calibration(tp, h1=None, h=None):
     """The trimming parameters from the 24 bytes at 0x88 and, for a BME280, 0xA1 and the 7 bytes at 0xE1."""
     c = {"T1": _u16(tp, 0), "T2": _s16(tp, 2), "T3": _s16(tp, 4), "P1": _u16(tp, 6)}
@@ -116,15 +130,15 @@ class BME280(common.I2CDriver):
     def identify(cls, i2c, address, sleep_ms=None):
         """True when the chip id register holds one of this chip's ids."""
         try:
-            return common.i2c_read_register(i2c, address, REG_ID, 1, cls.NAME)[0] in cls.CHIP_IDS
+            return read_register(i2c, address, REG_ID, 1, cls.NAME)[0] in cls.CHIP_IDS
         except common.SensorError:
             return False
 
     def _reg(self, register, n):
-        return common.i2c_read_register(self.i2c, self.address, register, n, self.NAME)
+        return read_register(self.i2c, self.address, register, n, self.NAME)
 
     def _set(self, register, value):
-        common.i2c_write_register(self.i2c, self.address, register, value, self.NAME)
+        write_register(self.i2c, self.address, register, value, self.NAME)
 
     def start(self):
         chip_id = self._reg(REG_ID, 1)[0]

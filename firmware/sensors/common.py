@@ -1,5 +1,7 @@
-# What every sensor driver shares: its errors, the two CRC-8 variants of the datasheets, waiting, bus access
-# that turns a NACK into a driver error, and the stuck-value check.
+# What every sensor driver shares: its errors, waiting, bus access that turns a NACK into a driver error, and
+# the stuck-value check. What only some share is in their own modules, so that reading one chip loads no other
+# chip's code (reading.py loads a driver's modules for its reading and lets them go after it): the Sensirion
+# chips' CRC and words in sensirion.py, the Dallas CRC in ds18b20.py, register access in bme280.py.
 # MicroPython common subset. Nothing here touches hardware: the bus, UART or 1-Wire object is passed in.
 
 import time
@@ -37,96 +39,14 @@ def wait_ms(ms):
         time.sleep(ms / 1000)
 
 
-def crc8_sensirion(data, start=0, end=None):
-    """CRC-8 of Sensirion's chips: polynomial 0x31 (x^8 + x^5 + x^4 + 1), init 0xFF, no reflection, no final
-    XOR, over the two bytes of a word (data[start:end], read in place). CRC(0xBEEF) = 0x92."""
-    crc = 0xFF
-    for i in range(start, len(data) if end is None else end):
-        crc ^= data[i]
-        for _ in range(8):
-            if crc & 0x80:
-                crc = ((crc << 1) ^ 0x31) & 0xFF
-            else:
-                crc = (crc << 1) & 0xFF
-    return crc
-
-
-def crc8_dallas(data, end=None):
-    """CRC-8 of Dallas/Maxim 1-Wire chips: polynomial x^8 + x^5 + x^4 + 1 shifted out least significant bit
-    first (0x31 reflected is 0x8C), init 0, over data[:end] (read in place). Over a ROM code or scratchpad
-    including its CRC byte it gives 0."""
-    crc = 0
-    for i in range(len(data) if end is None else end):
-        byte = data[i]
-        for _ in range(8):
-            mix = (crc ^ byte) & 1
-            crc >>= 1
-            if mix:
-                crc ^= 0x8C
-            byte >>= 1
-    return crc
-
-
-def sensirion_words(data, who):
-    """Split a Sensirion answer (word MSB, word LSB, CRC, ...) into its 16-bit words, checking each CRC."""
-    words = []
-    for i in range(0, len(data) - 2, 3):
-        crc = crc8_sensirion(data, i, i + 2)
-        if crc != data[i + 2]:
-            raise CRCError("%s sent word %d with a bad CRC (0x%02x, expected 0x%02x)"
-                           % (who, i // 3, data[i + 2], crc))
-        words.append((data[i] << 8) | data[i + 1])
-    return words
-
-
 def i2c_write(i2c, address, data, who):
     try:
         i2c.writeto(address, data)
     except OSError as e:
-        raise NoAnswer("%s at 0x%02x does not answer (%s)" % (who, address, _errno(e)))
+        raise NoAnswer("%s at 0x%02x does not answer (%s)" % (who, address, errno_text(e)))
 
 
-def i2c_read(i2c, address, n, who):
-    buf = bytearray(n)
-    try:
-        i2c.readfrom_into(address, buf)
-    except OSError as e:
-        raise NoAnswer("%s at 0x%02x does not answer (%s)" % (who, address, _errno(e)))
-    return buf
-
-
-def command_bytes(code):
-    """A Sensirion 16-bit command, most significant byte first."""
-    return bytes([code >> 8, code & 0xFF])
-
-
-def sensirion_answers(i2c, address, command, wait, n, who, sleep_ms):
-    """True when the chip at `address` answers `command` (bytes), `wait` ms later, with `n` bytes of words whose
-    CRCs are right: how the Sensirion chips are told apart on a bus."""
-    try:
-        i2c_write(i2c, address, command, who)
-        sleep_ms(wait)
-        sensirion_words(i2c_read(i2c, address, n, who), who)
-    except SensorError:
-        return False
-    return True
-
-
-def i2c_read_register(i2c, address, register, n, who):
-    try:
-        return i2c.readfrom_mem(address, register, n)
-    except OSError as e:
-        raise NoAnswer("%s at 0x%02x does not answer (%s)" % (who, address, _errno(e)))
-
-
-def i2c_write_register(i2c, address, register, value, who):
-    try:
-        i2c.writeto_mem(address, register, bytes([value]))
-    except OSError as e:
-        raise NoAnswer("%s at 0x%02x does not answer (%s)" % (who, address, _errno(e)))
-
-
-def _errno(e):
+def errno_text(e):
     code = e.args[0] if e.args else None
     names = {5: "EIO", 19: "ENODEV", 110: "ETIMEDOUT", 116: "ETIMEDOUT"}
     if code in names:
@@ -195,7 +115,7 @@ class I2CDriver(Driver):
         try:
             self.i2c.readfrom_into(self.address, buf)
         except OSError as e:
-            raise NoAnswer("%s at 0x%02x does not answer (%s)" % (self.NAME, self.address, _errno(e)))
+            raise NoAnswer("%s at 0x%02x does not answer (%s)" % (self.NAME, self.address, errno_text(e)))
         return buf
 
     def _command(self, code):

@@ -30,6 +30,22 @@ def temperature(lsb, msb, config=0x7F):
     return raw / 16
 
 
+def crc8(data, end=None):
+    """CRC-8 of Dallas/Maxim 1-Wire chips: polynomial x^8 + x^5 + x^4 + 1 shifted out least significant bit
+    first (0x31 reflected is 0x8C), init 0, over data[:end] (read in place). Over a ROM code or scratchpad
+    including its CRC byte it gives 0."""
+    crc = 0
+    for i in range(len(data) if end is None else end):
+        byte = data[i]
+        for _ in range(8):
+            mix = (crc ^ byte) & 1
+            crc >>= 1
+            if mix:
+                crc ^= 0x8C
+            byte >>= 1
+    return crc
+
+
 class DS18B20(common.Driver):
     NAME = "ds18b20"
     QUANTITIES = ("surface_temperature",)
@@ -66,7 +82,7 @@ class DS18B20(common.Driver):
         if pad == ALL_ZEROS:
             # Eight zeros have CRC zero, so this would pass the check: a wire held low, not a reading.
             raise common.NoAnswer("%s sends all zeros: the data wire is held low" % self.name)
-        crc = common.crc8_dallas(pad, 8)
+        crc = crc8(pad, 8)
         if crc != pad[8]:
             raise common.CRCError("%s scratchpad has a bad CRC (0x%02x, expected 0x%02x)"
                                   % (self.name, pad[8], crc))
@@ -82,6 +98,6 @@ def roms(onewire):
     found = []
     for rom in onewire.scan():
         rom = bytes(rom)
-        if len(rom) == 8 and rom[0] == FAMILY and common.crc8_dallas(rom[:7]) == rom[7]:
+        if len(rom) == 8 and rom[0] == FAMILY and crc8(rom[:7]) == rom[7]:
             found.append(rom)
     return found

@@ -9,7 +9,7 @@
 #   get_serial_number          0x3682   1 ms, idle mode only; three words
 # A board that restarts leaves the SCD4x powered and measuring, so start() stops it first.
 
-from . import common
+from . import common, sensirion
 
 START_PERIODIC = 0x21B1
 STOP_PERIODIC = 0x3F86
@@ -37,11 +37,11 @@ class SCD4x(common.I2CDriver):
     def identify(i2c, address, sleep_ms=common.wait_ms):
         """True when the chip at `address` stops measuring and answers its serial number with valid CRCs."""
         try:
-            common.i2c_write(i2c, address, common.command_bytes(STOP_PERIODIC), "scd4x")
+            common.i2c_write(i2c, address, sensirion.command_bytes(STOP_PERIODIC), "scd4x")
         except common.SensorError:
             return False
         sleep_ms(STOP_MS)
-        return common.sensirion_answers(i2c, address, common.command_bytes(SERIAL_NUMBER), COMMAND_MS, 9, "scd4x",
+        return sensirion.answers(i2c, address, sensirion.command_bytes(SERIAL_NUMBER), COMMAND_MS, 9, "scd4x",
                                         sleep_ms)
 
     def start(self):
@@ -53,7 +53,7 @@ class SCD4x(common.I2CDriver):
     def _ready(self):
         self._command(DATA_READY)
         self.sleep_ms(COMMAND_MS)
-        return common.sensirion_words(self._read(3), self.name)[0] & 0x07FF != 0
+        return sensirion.words(self._read(3), self.name)[0] & 0x07FF != 0
 
     def read(self):
         if not self.started:
@@ -67,7 +67,7 @@ class SCD4x(common.I2CDriver):
             waited += POLL_MS
         self._command(READ_MEASUREMENT)
         self.sleep_ms(COMMAND_MS)
-        co2, t_raw, rh_raw = common.sensirion_words(self._read(9), self.name)
+        co2, t_raw, rh_raw = sensirion.words(self._read(9), self.name)
         self._fresh((co2, t_raw, rh_raw))
         return {"co2": co2,
                 "temperature": common.hundredths(-45 + 175 * t_raw / 65536),

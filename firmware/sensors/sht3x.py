@@ -5,7 +5,7 @@
 #   T = -45 + 175 * S_T / (2^16 - 1)  [°C]      RH = 100 * S_RH / (2^16 - 1)  [%]
 # Read status register (0xF32D) answers one word with its CRC: detection uses it to tell an SHT3x from an SHT4x.
 
-from . import common
+from . import common, sensirion
 
 MEASURE_HIGH = 0x2400
 READ_STATUS = 0xF32D
@@ -21,12 +21,12 @@ class SHT3x(common.I2CDriver):
     @staticmethod
     def identify(i2c, address, sleep_ms=common.wait_ms):
         """True when the chip at `address` answers the SHT3x status-register command with a valid CRC."""
-        return common.sensirion_answers(i2c, address, common.command_bytes(READ_STATUS), 1, 3, "sht3x", sleep_ms)
+        return sensirion.answers(i2c, address, sensirion.command_bytes(READ_STATUS), 1, 3, "sht3x", sleep_ms)
 
     def read(self):
         self._command(MEASURE_HIGH)
         self.sleep_ms(MEASURE_MS)
-        t_raw, rh_raw = common.sensirion_words(self._read(6), self.name)
+        t_raw, rh_raw = sensirion.words(self._read(6), self.name)
         self._fresh((t_raw, rh_raw))
         return {"temperature": common.hundredths(-45 + 175 * t_raw / 65535),
                 "humidity": common.hundredths(100 * rh_raw / 65535)}

@@ -6,7 +6,7 @@
 # Command 0x89 reads the serial number (two words with CRCs): detection uses it to tell an SHT4x from an SHT3x,
 # whose commands are two bytes long.
 
-from . import common
+from . import common, sensirion
 
 MEASURE_HIGH = 0xFD
 READ_SERIAL = 0x89
@@ -23,12 +23,12 @@ class SHT4x(common.I2CDriver):
     @staticmethod
     def identify(i2c, address, sleep_ms=common.wait_ms):
         """True when the chip at `address` answers the SHT4x serial-number command with valid CRCs."""
-        return common.sensirion_answers(i2c, address, bytes([READ_SERIAL]), 1, 6, "sht4x", sleep_ms)
+        return sensirion.answers(i2c, address, bytes([READ_SERIAL]), 1, 6, "sht4x", sleep_ms)
 
     def read(self):
         self._write(MEASURE)
         self.sleep_ms(MEASURE_MS)
-        t_raw, rh_raw = common.sensirion_words(self._read(6), self.name)
+        t_raw, rh_raw = sensirion.words(self._read(6), self.name)
         self._fresh((t_raw, rh_raw))
         rh = -6 + 125 * rh_raw / 65535
         return {"temperature": common.hundredths(-45 + 175 * t_raw / 65535),

@@ -16,7 +16,20 @@ from cli.simulator.chips.sensirion import SCD4xChip, SHT3xChip, SHT4xChip
 from cli.simulator.chips.sensirion import crc8 as sensirion_crc8
 from cli.simulator.chips.series import Series
 from firmware import quantities
-from firmware.sensors import bme280, common, damp, ds18b20, pms5003, reading, registry, scd4x, sds011, sht3x, sht4x
+from firmware.sensors import (
+    bme280,
+    common,
+    damp,
+    ds18b20,
+    pms5003,
+    reading,
+    registry,
+    scd4x,
+    sds011,
+    sensirion,
+    sht3x,
+    sht4x,
+)
 
 # ------------------------------------------------------------------------------------------------ helpers
 
@@ -65,21 +78,21 @@ def i2c_with(*chips):
 # ------------------------------------------------------------------------------------------------ CRCs
 
 def case_sensirion_crc_matches_the_datasheet_examples():
-    equal(common.crc8_sensirion(b"\xbe\xef"), 0x92)          # SHT3x/SHT4x/SCD4x datasheets
-    equal(common.crc8_sensirion(hexbytes("01e0")), 0xB4)     # SCD4x: perform_forced_recalibration input 480
-    equal(common.crc8_sensirion(hexbytes("0001")), 0xB0)     # SCD4x: set_automatic_self_calibration 1
-    equal(common.crc8_sensirion(hexbytes("7fce")), 0x7B)     # SCD4x: forced recalibration response
+    equal(sensirion.crc8(b"\xbe\xef"), 0x92)          # SHT3x/SHT4x/SCD4x datasheets
+    equal(sensirion.crc8(hexbytes("01e0")), 0xB4)     # SCD4x: perform_forced_recalibration input 480
+    equal(sensirion.crc8(hexbytes("0001")), 0xB0)     # SCD4x: set_automatic_self_calibration 1
+    equal(sensirion.crc8(hexbytes("7fce")), 0x7B)     # SCD4x: forced recalibration response
     for w in range(0, 65536, 251):  # the driver's loop and the emulator's polynomial division agree
-        equal(common.crc8_sensirion(bytes([w >> 8, w & 0xFF])), sensirion_crc8(w))
+        equal(sensirion.crc8(bytes([w >> 8, w & 0xFF])), sensirion_crc8(w))
 
 
 def case_dallas_crc_matches_the_app_note_example():
     rom = hexbytes("02 1c b8 01 00 00 00 a2")  # Maxim application note 27's worked ROM code
-    equal(common.crc8_dallas(rom[:7]), 0xA2)
-    equal(common.crc8_dallas(rom), 0)
+    equal(ds18b20.crc8(rom[:7]), 0xA2)
+    equal(ds18b20.crc8(rom), 0)
     for n in range(0, 256, 7):
         data = bytes([n, 255 - n, n ^ 0x5A, 0x28])
-        equal(common.crc8_dallas(data), maxim_crc8(data))
+        equal(ds18b20.crc8(data), maxim_crc8(data))
 
 
 # ------------------------------------------------------------------------------------------------ SHT4x
@@ -181,7 +194,7 @@ def case_sht3x_emulated_chip_round_trips_and_reports_crc():
 def case_scd4x_decodes_the_datasheet_example():
     # read_measurement example: 0x01f4 (500 ppm), 0x6667 (-45 + 175 * 26215 / 2^16 = 25.00 °C),
     # 0x5eb9 (100 * 24249 / 2^16 = 37.00 %), each word followed by its CRC.
-    ready = hexbytes("8006") + bytes([common.crc8_sensirion(hexbytes("8006"))])
+    ready = hexbytes("8006") + bytes([sensirion.crc8(hexbytes("8006"))])
     chip = ScriptedChip(0x62, [ready, hexbytes("01f4 33 6667 a2 5eb9 3c")])
     i2c, clock = i2c_with(chip)
     driver = scd4x.SCD4x(i2c, sleep_ms=clock.sleep_ms)
@@ -364,7 +377,7 @@ def case_ds18b20_reads_each_chip_by_its_rom():
     equal([d.read() for d in drivers], [{"surface_temperature": 13.25}, {"surface_temperature": 11.5}])
     assert clock.now_ms >= 1500, "each conversion takes 750 ms"
     equal(wall.rom[0], 0x28)
-    equal(common.crc8_dallas(wall.rom), 0)
+    equal(ds18b20.crc8(wall.rom), 0)
 
 
 def case_ds18b20_faults():
