@@ -53,6 +53,9 @@ a link named after its USB serial number to its port in that folder while it is 
 /dev/serial/by-id. `machine.unique_id()` is the board's own, the same across round trips. A board comes back
 at the lowest free /dev/pts number, often the one it left, as Linux gives the lowest free ttyACM number; with
 `renumbered`, another device takes that number while the board is in BOOTSEL, and it comes back at another.
+With `lost_after_flash`, the board writes the UF2 and its drive goes, but no serial port comes back (a USB hub
+or cable that drops the device as it restarts): `replug()` unplugs it and plugs it in again, which also takes
+a board out of BOOTSEL with nothing copied (it starts the MicroPython it had).
 
 Not simulated: the line-ending conversion of a board's console (the unix port prints "\\n" where a board
 prints "\\r\\n"), baud rates and DTR/RTS, the size of a board's flash and RAM.
@@ -114,7 +117,8 @@ class SimulatedBoard:
     """A MicroPython board on a pseudo-terminal, its flash a directory. See the module's docstring."""
 
     def __init__(self, root: Path, micropython: str, board: str = "RPI_PICO_W", version: str | None = None,
-                 media: Path | None = None, links: Path | None = None, renumbered: bool = False):  # fmt: skip
+                 media: Path | None = None, links: Path | None = None, renumbered: bool = False,
+                 lost_after_flash: bool = False):  # fmt: skip
         if board not in BOARDS:
             raise ValueError(f"unknown board {board!r}: one of {', '.join(BOARDS)}")
         self.root = Path(root)
@@ -131,6 +135,9 @@ class SimulatedBoard:
         self.media = Path(media) if media is not None else self._private / "media"
         self.links = Path(links) if links is not None else None
         self.renumbered = renumbered
+        self.lost_after_flash = lost_after_flash
+        self._lost = False  # flashed, and its serial port not back (lost_after_flash) until replug()
+        self._replug = threading.Event()
         self._other_device: tuple[int, int] | None = None  # the pty that took its number, with `renumbered`
         self._serial_master = self._serial_slave = None
         self._console: int | None = None  # our end of the unix port's terminal
@@ -179,6 +186,14 @@ class SimulatedBoard:
                 raise RuntimeError(f"the simulated board was not back at a serial port within {timeout:.0f} s")
             time.sleep(0.01)
         return self.port
+
+    def replug(self, timeout: float = 10.0) -> str:
+        """Unplug the board and plug it in again, while it is in BOOTSEL or lost after a flash: it starts the
+        MicroPython its flash holds, at a serial port (returned)."""
+        if self.drive is None and not self._lost:
+            raise RuntimeError("replug() is for a board in BOOTSEL or lost after a flash")
+        self._replug.set()
+        return self.wait_at_port(timeout)
 
     @property
     def link(self) -> Path | None:
@@ -270,13 +285,21 @@ class SimulatedBoard:
                 self.version = micropython_version(image) or self.version
                 shutil.rmtree(self.drive, ignore_errors=True)  # the drive goes while the copy may still be open
                 self.drive = None
-                self._listening = False  # what it prints before a program opens its new port goes nowhere
-                self._at_prompt.clear()
-                self._plug_in()
-                for fd in self._other_device or ():
-                    os.close(fd)
-                self._other_device = None
+                if self.lost_after_flash:
+                    self._lost = True
+                else:
+                    self._back_at_port()
                 return
+
+    def _back_at_port(self) -> None:
+        """Out of BOOTSEL (or plugged in again): at a new serial port, running the MicroPython it holds."""
+        self._lost = False
+        self._listening = False  # what it prints before a program opens its new port goes nowhere
+        self._at_prompt.clear()
+        self._plug_in()
+        for fd in self._other_device or ():
+            os.close(fd)
+        self._other_device = None
 
     # ------------------------------------------------------------------------------------------- MicroPython
 
@@ -407,10 +430,17 @@ class SimulatedBoard:
 
     def _relay(self) -> None:
         while not self._stopping:
-            if self.drive is not None:  # in BOOTSEL: no serial port, no MicroPython; the bootrom looks at its drive
+            if self.drive is not None or self._lost:  # no serial port, no MicroPython: in BOOTSEL, or lost
                 if select.select([self._wake_read], [], [], BOOTROM_LOOKS)[0]:
                     return
-                self._bootrom()
+                if self._replug.is_set():
+                    self._replug.clear()
+                    if self.drive is not None:
+                        shutil.rmtree(self.drive, ignore_errors=True)
+                        self.drive = None
+                    self._back_at_port()
+                elif self.drive is not None:  # the bootrom looks at its drive
+                    self._bootrom()
                 continue
             readers = [self._serial_master, self._wake_read] + ([self._console] if self._console else [])
             writers = [self._serial_master] if self._to_host else []

@@ -185,3 +185,44 @@ def test_a_pico_goes_through_bootsel_and_comes_back_running_the_micropython_copi
         board_said.exit_raw_repl()
         board_said.close()
     assert not link.exists()
+
+
+def into_bootsel(board: SimulatedBoard) -> None:
+    board_said = SerialTransport(board.port, 115200, timeout=1)
+    board_said.enter_raw_repl(soft_reset=False)
+    board_said.exec_raw_no_follow("import machine; machine.bootloader()")
+    board_said.close()
+    deadline = time.monotonic() + WAIT
+    while board.drive is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert board.drive is not None
+
+
+def version_at(port: str) -> tuple:
+    board_said = SerialTransport(port, 115200, timeout=1)
+    board_said.enter_raw_repl(soft_reset=False)
+    try:
+        return board_said.eval("__import__('sys').implementation.version[:3]")
+    finally:
+        board_said.exit_raw_repl()
+        board_said.close()
+
+
+def test_a_pico_lost_after_a_flash_has_no_port_until_it_is_plugged_in_again(micropython, tmp_path):
+    media = tmp_path / "media"
+    with SimulatedBoard(tmp_path / "flash", micropython, version="1.24.1", media=media,
+                        lost_after_flash=True) as board:  # fmt: skip
+        # Out of BOOTSEL with nothing copied: it starts the MicroPython it had.
+        into_bootsel(board)
+        assert version_at(board.replug()) == (1, 24, 1)
+        assert (board.drive, list(media.iterdir())) == (None, [])
+
+        into_bootsel(board)
+        (board.drive / "firmware.uf2").write_bytes(uf2_file(RP2040, blocks=8, version="1.26.0"))
+        deadline = time.monotonic() + WAIT
+        while board.drive is not None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.3)  # written, its drive gone: and no port comes back
+        assert (board.drive, board.port, board.version) == (None, None, "1.26.0")
+
+        assert version_at(board.replug()) == (1, 26, 0)
