@@ -120,6 +120,11 @@ class Workshop:
             back = self.returning[key] = queue.Queue()
         return key, back
 
+    def awaiting(self) -> bool:
+        """Whether a Pico sent to BOOTSEL by this run is yet to be heard of at a serial port."""
+        with self.lock:
+            return bool(self.returning)
+
     def welcome_back(self, board: BoardRun, state: dict) -> bool:
         """Whether the board just noticed is a Pico flashed by this run, back from BOOTSEL: at its old port, or
         at another (Linux numbers ports in the order boards appear). It is known by its machine.unique_id();
@@ -142,10 +147,14 @@ def hub_request(hub: str, method: str, path: str, key: str | None = None, **kwar
     return call(hub, method, path, key, fail=failure, **kwargs)
 
 
-def set_up(board: BoardRun, workshop: Workshop) -> None:
-    """Flash, deploy and provision the board, whatever happens telling it in `board`, never raising."""
+Looked = tuple[dict | None, str | None]  # what `look` found: the board's state, or why it does not answer
+
+
+def set_up(board: BoardRun, workshop: Workshop, looked: Looked | None = None) -> None:
+    """Flash, deploy and provision the board, whatever happens telling it in `board`, never raising. `looked`:
+    what `first_look` found at its port, not looked at again."""
     try:
-        _set_up(board, workshop)
+        _set_up(board, workshop, looked)
     except (StepFailure, BoardError, FlashError, FirmwareError, PlanError, CompileError) as e:
         board.fail(str(e))
     except Stopped:
@@ -159,11 +168,25 @@ def set_up(board: BoardRun, workshop: Workshop) -> None:
         board.finished = True
 
 
-def _set_up(board: BoardRun, workshop: Workshop) -> None:
+def first_look(board: BoardRun, workshop: Workshop) -> Looked | None:
+    """What is at a port that appeared while a flashed Pico is awaited: None when it is that Pico (its own run
+    goes on with it, and this one is finished), else what the look found, for `set_up`. It runs in a thread of
+    its own, not waiting for one of the --parallel boards' places: the Pico's run holds one of those until it
+    hears of its board, and with every place so held nothing else would look."""
+    board.enter("looking")
+    looked = look(board.port)
+    state = looked[0]
+    if state is not None and workshop.welcome_back(board, state):
+        board.finished = True
+        return None
+    return looked
+
+
+def _set_up(board: BoardRun, workshop: Workshop, looked: Looked | None) -> None:
     keeper = workshop.keeper
     board.enter("looking")
-    state, not_answering = look(board.port)
-    if state is not None and workshop.welcome_back(board, state):
+    state, not_answering = looked or look(board.port)
+    if looked is None and state is not None and workshop.welcome_back(board, state):
         return
     config = state["config"] if state and isinstance(state["config"], dict) else {}
     row = workshop.assigned.get(board.port)

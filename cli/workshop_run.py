@@ -30,7 +30,7 @@ from cli.firmware_images import MANIFEST, FirmwareError, load_manifest
 from cli.hubclient import DEFAULT_HUB, call
 from cli.provision import BROKER_CA_OPTION, FIRST_READING_WAIT, hub_for_devices
 from cli.roster import PLAN_FILE, PlannedDevice
-from cli.workshop_board import BoardRun, Workshop, set_up
+from cli.workshop_board import BoardRun, Workshop, first_look, set_up
 from cli.workshop_plan import PlanKeeper, who
 
 LOOK_EVERY = 0.5  # seconds between looking for boards plugged in
@@ -65,11 +65,31 @@ def run_boards(workshop: Workshop, source: PortSource | None, ports: list[str], 
     boards: list[BoardRun] = []
     watcher = Watcher(source or fixed_ports(ports))
     pool = ThreadPoolExecutor(parallel, thread_name_prefix="board")
+    lookers: list[threading.Thread] = []
 
     def start(port: str) -> None:
         board = BoardRun(port)
         boards.append(board)
-        pool.submit(set_up, board, workshop)
+        if workshop.awaiting():  # it may be a flashed Pico back, whose run holds a place in the pool meanwhile
+            lookers.append(threading.Thread(target=look_first, args=(board,), name=f"look {port}", daemon=True))
+            lookers[-1].start()
+        else:
+            pool.submit(set_up, board, workshop)
+
+    def look_first(board: BoardRun) -> None:
+        """The board at a port that appeared while a flashed Pico is awaited, looked at now (first_look), and set
+        up in the pool unless it is that Pico."""
+        try:
+            looked = first_look(board, workshop)
+            if looked is None:  # the Pico: its own run goes on
+                return
+        except Exception:  # noqa: BLE001 - set_up looks again, and tells what went wrong
+            looked = None
+        try:
+            pool.submit(set_up, board, workshop, looked)
+        except RuntimeError:  # the run is stopping (Ctrl-C): the pool takes no more boards
+            board.enter("stopped", "– stopped")
+            board.finished = True
 
     def at(port: str) -> BoardRun | None:
         """The board last set up at `port` (a flashed Pico back at another port is there now)."""
@@ -102,6 +122,8 @@ def run_boards(workshop: Workshop, source: PortSource | None, ports: list[str], 
                 board.finished = True
         raise
     finally:
+        for looker in lookers:
+            looker.join()
         pool.shutdown(wait=True)
         refresh(boards)
     return boards

@@ -414,6 +414,32 @@ def test_a_uf2_for_another_chip_in_the_cache_is_refused_before_the_board_leaves_
     ]
 
 
+def test_a_pico_flashed_while_every_place_of_the_run_is_taken_is_known_again_at_its_port(
+        plug, tmp_path, firmware_cache, hub, facilitator_key, plan, answers, micropython):  # fmt: skip
+    """Its run holds its place (--parallel) until it hears of the board back at a port: the look that tells it so
+    does not wait for a place."""
+    manifest = firmware_cache(uf2_file(RP2040, blocks=60, version=NEWER))
+    old = plug("flash-old", version="1.24.1", media=tmp_path / "media")
+    other = plug("flash-other")  # Sam's, waiting for the one place, held by Jo's
+    port = old.port
+
+    result = runner.invoke(app, workshop_run(plan, hub, facilitator_key, answers, [f"{port}=3", other.port],
+                                             "--parallel", "1", "--manifest", str(manifest)))  # fmt: skip
+
+    assert (result.exit_code, result.stderr) == (0, "")
+    devices = planned(plan)
+    jo, sam = devices[3]["device_id"], devices[2]["device_id"]
+    assert (old.version, old.port, devices_at(hub), deployed(old)) == (NEWER, port, sorted([jo, sam]), COMPILED)
+    assert result.stdout.splitlines() == flashed_board(port, 3, jo, f"MicroPython {NEWER} written") + new_board(
+        micropython, other.port, 2, "Sam", sam, "open", "easton") + final_table([
+            (other.port, "Sam (row 2)", "provisioned", FIRST_READING),
+            (port, "Jo (row 3)", "provisioned", FIRST_READING)]) + [
+        "✓ 2 of 3 planned devices provisioned.",
+        "  Still to set up: row 4 (Kim).",
+        f"  Run the same command again to continue: {plan}/plan.json keeps every step done.",
+    ]  # fmt: skip
+
+
 ESP_ROSTER = """\
 name,contact,area,placement,kind,board,sharing,purposes
 Sam,,easton,outdoor,air,ESP32_GENERIC,open,community_awareness;research
