@@ -139,6 +139,7 @@ class SimulatedBoard:
         self._lost = False  # flashed, and its serial port not back (lost_after_flash) until replug()
         self._replug = threading.Event()
         self._other_device: tuple[int, int] | None = None  # the pty that took its number, with `renumbered`
+        self._left: str | None = None  # the port it left for BOOTSEL
         self._serial_master = self._serial_slave = None
         self._console: int | None = None  # our end of the unix port's terminal
         self._pid: int | None = None
@@ -263,6 +264,7 @@ class SimulatedBoard:
 
     def _into_bootsel(self) -> None:
         """machine.bootloader(): the serial port goes and the BOOTSEL drive appears, as its bootrom shows it."""
+        self._left = self.port
         self._unplug_serial()
         if self.renumbered:
             self._other_device = os.openpty()
@@ -296,10 +298,27 @@ class SimulatedBoard:
         self._lost = False
         self._listening = False  # what it prints before a program opens its new port goes nowhere
         self._at_prompt.clear()
+        if self.renumbered:
+            self._take_number()
         self._plug_in()
         for fd in self._other_device or ():
             os.close(fd)
         self._other_device = None
+
+    def _take_number(self) -> None:
+        """With `renumbered`: the other device holds the number the board left, if it is free by now. A program
+        that had the port open when the board left keeps the number until it closes its end, which may be after
+        the other device came (and took the next number)."""
+        if self._other_device is not None and os.ttyname(self._other_device[1]) == self._left:
+            return
+        taken = os.openpty()  # the lowest free number
+        if os.ttyname(taken[1]) == self._left:
+            for fd in self._other_device or ():
+                os.close(fd)
+            self._other_device = taken
+        else:
+            for fd in taken:
+                os.close(fd)
 
     # ------------------------------------------------------------------------------------------- MicroPython
 
@@ -453,9 +472,13 @@ class SimulatedBoard:
                 return
             if self._serial_master in readable:
                 try:
-                    self._to_board += os.read(self._serial_master, 4096)
+                    received = os.read(self._serial_master, 4096)
                 except OSError:
-                    pass
+                    received = b""
+                self._to_board += received
+                # A program has the port open and talks to the board: it hears what the board says from now on,
+                # the banner too when the board has not started yet (it answers once it has).
+                self._listening = self._listening or bool(received)
             if self._console is not None and self._console in readable:
                 try:
                     data = os.read(self._console, 4096)
