@@ -433,9 +433,10 @@ def _new_drive(before: set[Path]) -> Drive | None:
     return drives[0] if drives else None
 
 
-def find_drive(drive: Path | None, port: str | None, progress: Progress) -> Drive:
+def find_drive(drive: Path | None, port: str | None, progress: Progress, options: bool = True) -> Drive:
     """The drive given, else the one drive there, else (with `port`) the drive of the board at `port`, sent to
-    BOOTSEL: then a drive already there is another board's, and not taken."""
+    BOOTSEL: then a drive already there is another board's, and not taken. `options`: whether a failure's
+    sentence may name `sensing device flash`'s --drive; `sensing workshop run` has no such option."""
     found = _one_drive(drive) if drive is not None or port is None else None
     if found is not None:
         return found
@@ -455,6 +456,12 @@ def find_drive(drive: Path | None, port: str | None, progress: Progress) -> Driv
         if found is not None:
             return found
         time.sleep(0.1)
+    if not options:  # the board waits in BOOTSEL; plugged in again, it starts the MicroPython it had
+        raise FlashError(
+            f"The board at {port} was sent to BOOTSEL, but no drive appeared: have your computer mount USB drives "
+            "as they are plugged in (or set SENSING_DRIVE_SEARCH to where it mounts them), then unplug the board, "
+            "plug it in again, and run this again."
+        )
     raise FlashError(
         f"The board at {port} was sent to BOOTSEL, but no drive appeared: if your computer does not mount "
         "USB drives by itself, mount it and give --drive."

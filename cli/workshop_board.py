@@ -331,7 +331,7 @@ def flash_pico(board: BoardRun, workshop: Workshop, state: dict, data: bytes, im
     key, back = workshop.expect_back(board, state.get("id"))
     try:
         with workshop.bootsel:  # Picos in BOOTSEL are told apart only by their drive: one at a time
-            drive = find_drive(None, board.port, report)
+            drive = find_drive(None, board.port, report, options=False)
             board.away = True  # its port went before its drive came: the next board at that port is looked at
             check_board(checked, image.file, drive, (device.board, chip))
             copy_uf2(data, image.file, drive, report)

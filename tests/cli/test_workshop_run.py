@@ -19,6 +19,7 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
+from cli import flash, workshop_board
 from cli.device_deploy import FIRMWARE, firmware_files
 from cli.main import app
 from cli.workshop_plan import PlanKeeper
@@ -438,6 +439,102 @@ def test_a_pico_flashed_while_every_place_of_the_run_is_taken_is_known_again_at_
         "  Still to set up: row 4 (Kim).",
         f"  Run the same command again to continue: {plan}/plan.json keeps every step done.",
     ]  # fmt: skip
+
+
+def test_a_pico_whose_bootsel_drive_never_appears_fails_alone_and_a_later_run_sets_it_up(
+        plug, tmp_path, firmware_cache, hub, facilitator_key, plan, answers, micropython, monkeypatch):  # fmt: skip
+    monkeypatch.setattr(flash, "DRIVE_WAIT", 1)  # seconds for its drive to appear (20 at a workshop)
+    manifest = firmware_cache(uf2_file(RP2040, blocks=60, version=NEWER))
+    # Its drive appears where this computer does not look, as on a desktop that does not mount USB drives.
+    stuck = plug("flash-stuck", version="1.24.1", media=tmp_path / "unmounted")
+    other = plug("flash-other")
+    port = stuck.port
+
+    # One board at a time (a simulated board takes a new /dev/pts at each restart, maybe the number the other left
+    # for BOOTSEL, which the run would look at): Jo's first.
+    result = runner.invoke(app, workshop_run(plan, hub, facilitator_key, answers, [f"{port}=3", other.port],
+                                             "--parallel", "1", "--manifest", str(manifest)))  # fmt: skip
+
+    assert result.exit_code == 1
+    assert result.stderr == (
+        f"✗ Row 3 (Jo): The board at {port} was sent to BOOTSEL, but no drive appeared: have your computer mount "
+        "USB drives as they are plugged in (or set SENSING_DRIVE_SEARCH to where it mounts them), then unplug the "
+        "board, plug it in again, and run this again.\n"
+    )
+    # In BOOTSEL, nothing copied; Jo's row as it was; Sam's board set up as if nothing had happened.
+    assert (stuck.port, stuck.drive, stuck.version) == (None, tmp_path / "unmounted" / "RPI-RP2", "1.24.1")
+    devices = planned(plan)
+    sam = devices[2]["device_id"]
+    assert (devices[3]["state"], devices[3]["device_id"], devices_at(hub)) == ("planned", None, [sam])
+    assert result.stdout.splitlines() == new_board(micropython, other.port, 2, "Sam", sam, "open", "easton") + (
+        final_table([(other.port, "Sam (row 2)", "provisioned", FIRST_READING),
+                     (port, "Jo (row 3)", "failed", "✗ see below")])) + [
+        "✓ 1 of 3 planned devices provisioned.",
+        "  Still to set up: row 3 (Jo), row 4 (Kim).",
+        f"  Run the same command again to continue: {plan}/plan.json keeps every step done.",
+    ]  # fmt: skip
+
+    # Drives mounted now, the board unplugged and plugged in again (it starts the MicroPython it had): the same
+    # command sets Jo's board up.
+    stuck.media = tmp_path / "media"
+    port = stuck.replug()
+    again = runner.invoke(app, workshop_run(plan, hub, facilitator_key, answers, [f"{port}=3", other.port],
+                                            "--parallel", "1", "--manifest", str(manifest)))  # fmt: skip
+
+    assert (again.exit_code, again.stderr) == (0, "")
+    devices = planned(plan)
+    jo = devices[3]["device_id"]
+    assert (devices[3]["state"], devices_at(hub)) == ("provisioned", sorted([sam, jo]))
+    assert (stuck.version, deployed(stuck)) == (NEWER, COMPILED)
+    assert again.stdout.splitlines()[:5] == flashed_board(port, 3, jo, f"MicroPython {NEWER} written") + log_lines(
+        other.port, 2, "Sam", f"already provisioned as {sam}: nothing to do")  # fmt: skip
+
+
+def test_a_pico_that_does_not_come_back_after_its_uf2_fails_alone_and_a_later_run_sets_it_up(
+        plug, tmp_path, firmware_cache, hub, facilitator_key, plan, answers, micropython, monkeypatch):  # fmt: skip
+    monkeypatch.setattr(workshop_board, "BACK_AFTER_FLASH", 2)  # seconds for it to come back (30 at a workshop)
+    manifest = firmware_cache(uf2_file(RP2040, blocks=60, version=NEWER))
+    # It writes the UF2 and restarts, but its USB serial port does not come back (a hub that drops it).
+    lost = plug("flash-lost", version="1.24.1", media=tmp_path / "media", lost_after_flash=True)
+    other = plug("flash-other")
+    port = lost.port
+
+    # One board at a time, Sam's first: while Jo's is away its port is looked at again for it, and a simulated
+    # board's restart may take that /dev/pts number.
+    result = runner.invoke(app, workshop_run(plan, hub, facilitator_key, answers, [other.port, f"{port}=3"],
+                                             "--parallel", "1", "--manifest", str(manifest)))  # fmt: skip
+
+    assert result.exit_code == 1
+    assert result.stderr == (
+        f"✗ Row 3 (Jo): The board flashed at {port} did not come back at a serial port within 2 s: unplug it and "
+        "plug it in again.\n"
+    )
+    # The UF2 was written and its drive went; no port came back.
+    assert (lost.port, lost.drive, lost.version, list((tmp_path / "media").iterdir())) == (None, None, NEWER, [])
+    devices = planned(plan)
+    sam = devices[2]["device_id"]
+    assert (devices[3]["state"], devices[3]["device_id"], devices_at(hub)) == ("planned", None, [sam])
+    assert result.stdout.splitlines() == new_board(micropython, other.port, 2, "Sam", sam, "open", "easton") + (
+        final_table([(other.port, "Sam (row 2)", "provisioned", FIRST_READING),
+                     (port, "Jo (row 3)", "failed", "✗ see below")])) + [
+        "✓ 1 of 3 planned devices provisioned.",
+        "  Still to set up: row 3 (Jo), row 4 (Kim).",
+        f"  Run the same command again to continue: {plan}/plan.json keeps every step done.",
+    ]  # fmt: skip
+
+    # Unplugged and plugged in again, it is at its port with the MicroPython written: the same command goes on.
+    port = lost.replug()
+    again = runner.invoke(app, workshop_run(plan, hub, facilitator_key, answers, [other.port, f"{port}=3"],
+                                            "--parallel", "1", "--manifest", str(manifest)))  # fmt: skip
+
+    assert (again.exit_code, again.stderr) == (0, "")
+    devices = planned(plan)
+    jo = devices[3]["device_id"]
+    assert (devices[3]["state"], devices_at(hub), deployed(lost)) == ("provisioned", sorted([sam, jo]), COMPILED)
+    assert again.stdout.splitlines()[:5] == log_lines(other.port, 2, "Sam", f"already provisioned as {sam}: nothing "
+                                                      "to do") + log_lines(
+        port, 3, "Jo", f"MicroPython {NEWER} already on it: not flashed", f"deployed {FILES} of {FILES} files",
+        f"registered {jo}: sharing community, in easton", f"first reading at the hub: {FIRST_READING[2:]}")  # fmt: skip
 
 
 ESP_ROSTER = """\
