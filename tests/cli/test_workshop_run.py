@@ -23,7 +23,8 @@ from cli import flash, workshop_board
 from cli.device_deploy import FIRMWARE, firmware_files
 from cli.main import app
 from cli.workshop_plan import PlanKeeper
-from tests.boards.esp_micropython import EspMicroPythonBoard, micropython_bin, modem_lines
+from tests.boards.esp_micropython import CHIP_IDS, EspMicroPythonBoard, micropython_bin, modem_lines
+from tests.boards.esp_rom import app_image
 from tests.boards.simulator import SimulatedBoard
 from tests.boards.uf2 import RP2040, RP2350_ARM_S, uf2_file
 from tests.hub_process import SENSING, RunningHub
@@ -46,6 +47,7 @@ NEWER = "1.26.0"  # the MicroPython of the test manifest's RPI_PICO_W image
 PICO_UF2 = f"RPI_PICO_W-20250809-v{NEWER}.uf2"
 ESP_BIN = f"ESP32_GENERIC-20250809-v{NEWER}.bin"
 ESP_S3_BIN = f"ESP32_GENERIC_S3-20250809-v{NEWER}.bin"
+ESP_C3_BIN = f"ESP32_GENERIC_C3-20250809-v{NEWER}.bin"
 
 
 @pytest.fixture
@@ -288,20 +290,24 @@ def firmware_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("SENSING_CACHE_DIR", str(cache))
     monkeypatch.setenv("SENSING_DRIVE_SEARCH", str(media / "*"))
 
-    def cached(data: bytes, board: str = "RPI_PICO_W", others: tuple[str, ...] = ()) -> Path:
-        """`others`: boards the manifest knows too, their images not in the cache."""
-        (cache / "firmware").mkdir(parents=True)
+    def cached(data: bytes, board: str = "RPI_PICO_W", others: tuple[str, ...] = (),
+               also: dict[str, bytes] | None = None) -> Path:  # fmt: skip
+        """`others`: boards the manifest knows too, their images not in the cache; `also`: boards the manifest
+        knows too, with their NEWER images in the cache. Called again, the images given replace the cache's."""
+        (cache / "firmware").mkdir(parents=True, exist_ok=True)
+        images = {board: data, **(also or {})}
         boards = {}
-        for name in (board, *others):
+        for name in (*images, *others):
             chip, file, old = {
                 "RPI_PICO_W": ("RP2040", PICO_UF2, "RPI_PICO_W-20241129-v1.24.1.uf2"),
                 "ESP32_GENERIC": ("ESP32", ESP_BIN, "ESP32_GENERIC-20241129-v1.24.1.bin"),
                 "ESP32_GENERIC_S3": ("ESP32-S3", ESP_S3_BIN, "ESP32_GENERIC_S3-20241129-v1.24.1.bin"),
+                "ESP32_GENERIC_C3": ("ESP32-C3", ESP_C3_BIN, "ESP32_GENERIC_C3-20241129-v1.24.1.bin"),
             }[name]
             sha256 = None
-            if name == board:
-                (cache / "firmware" / file).write_bytes(data)
-                sha256 = hashlib.sha256(data).hexdigest()
+            if name in images:
+                (cache / "firmware" / file).write_bytes(images[name])
+                sha256 = hashlib.sha256(images[name]).hexdigest()
             versions = {
                 "1.24.1": {"file": old, "url": f"https://example.org/{old}", "sha256": None},
                 NEWER: {"file": file, "url": f"https://example.org/{file}", "sha256": sha256},
@@ -746,6 +752,140 @@ def test_a_blank_esp32_whose_chip_no_row_wants_is_left_as_it_was(plug_esp, firmw
     assert result.stdout.splitlines() == final_table([(port, "–", "failed", "✗ see below")]) + [
         "✓ 0 of 2 planned devices provisioned.", "  Still to set up: row 2 (Sam), row 3 (Jo).",
         f"  Run the same command again to continue: {esp_plan}/plan.json keeps every step done."]  # fmt: skip
+
+
+def test_an_esp32_that_does_not_start_micropython_after_flashing_fails_alone_and_a_later_run_sets_it_up(
+        plug_esp, plug, firmware_cache, hub, facilitator_key, esp_plan, answers, micropython, monkeypatch):  # fmt: skip
+    monkeypatch.setattr(workshop_board, "BACK_AFTER_FLASH", 2)  # seconds for MicroPython to start (30 at a workshop)
+    # An image the ROM boots (its header and checksum hold) in which no MicroPython starts: the board is silent.
+    manifest = firmware_cache(app_image(CHIP_IDS["esp32"]), board="ESP32_GENERIC", others=("RPI_PICO_W",))
+    board = plug_esp("fs", micropython_bin("esp32", "1.24.1"))
+    pico = plug("flash")  # Jo's, with the MicroPython wanted already
+    port = board.port
+    args = workshop_run(esp_plan, hub, facilitator_key, answers, [port, pico.port], "--manifest", str(manifest),
+                        "--micropython", NEWER)  # fmt: skip
+
+    result = runner.invoke(app, args)
+
+    assert result.exit_code == 1
+    assert result.stderr == (
+        f"✗ Row 2 (Sam): The board at {port} did not start MicroPython within 2 s of {ESP_BIN} being written to "
+        "it: press its reset button, and run this again.\n"
+    )
+    # Written, restarted by esptool, and silent since.
+    assert (board.boots, board.installed, board.running) == (["firmware", "download", "firmware"], None, None)
+    devices = planned(esp_plan)
+    jo = devices[3]["device_id"]
+    assert (devices[2]["state"], devices[2]["device_id"], devices_at(hub)) == ("planned", None, [jo])
+    assert result.stdout.splitlines() == new_board(micropython, pico.port, 3, "Jo", jo, "community", "easton") + (
+        final_table([(port, "Sam (row 2)", "failed", "✗ see below"),
+                     (pico.port, "Jo (row 3)", "provisioned", FIRST_READING)])) + [
+        "✓ 1 of 2 planned devices provisioned.",
+        "  Still to set up: row 2 (Sam).",
+        f"  Run the same command again to continue: {esp_plan}/plan.json keeps every step done.",
+    ]  # fmt: skip
+
+    # With MicroPython's image in the cache, the same command: the silent board is asked its chip, and flashed.
+    image = micropython_bin("esp32", NEWER)
+    firmware_cache(image, board="ESP32_GENERIC", others=("RPI_PICO_W",))
+    again = runner.invoke(app, args)
+
+    assert (again.exit_code, again.stderr) == (0, "")
+    devices = planned(esp_plan)
+    sam = devices[2]["device_id"]
+    assert (devices[2]["state"], devices_at(hub)) == ("provisioned", sorted([sam, jo]))
+    assert (board.installed, board.running, board.flash[0x1000 : 0x1000 + len(image)] == image) == (NEWER, NEWER, True)
+    assert sorted(again.stdout.splitlines()[:5]) == sorted(
+        flashed_board(port, 2, sam, f"MicroPython {NEWER} written")
+        + log_lines(pico.port, 3, "Jo", f"already provisioned as {jo}: nothing to do"))  # fmt: skip
+
+
+TWO_ESP_ROSTER = """\
+name,contact,area,placement,kind,board,sharing,purposes
+Sam,,easton,outdoor,air,ESP32_GENERIC,open,community_awareness;research
+Jo,,easton,indoor,damp,ESP32_GENERIC,,
+"""
+
+
+def test_two_esp32_boards_are_flashed_in_the_same_run_up_to_their_first_readings(
+        plug_esp, tmp_path, firmware_cache, hub, facilitator_key, answers):  # fmt: skip
+    (tmp_path / "roster.csv").write_text(TWO_ESP_ROSTER)
+    plan = tmp_path / "plan"
+    assert runner.invoke(app, ["workshop", "prepare", str(tmp_path / "roster.csv"), "--out", str(plan)]).exit_code == 0
+    image = micropython_bin("esp32", NEWER)
+    manifest = firmware_cache(image, board="ESP32_GENERIC")
+    boards = [plug_esp("blank", None), plug_esp("older", micropython_bin("esp32", "1.24.1"))]
+    ports = [board.port for board in boards]
+
+    result = runner.invoke(app, workshop_run(plan, hub, facilitator_key, answers, ports, "--parallel", "2",
+                                             "--manifest", str(manifest)))  # fmt: skip
+
+    assert (result.exit_code, result.stderr) == (0, "")
+    devices = planned(plan)
+    ids = {row: devices[row]["device_id"] for row in (2, 3)}
+    assert ([devices[row]["state"] for row in (2, 3)], devices_at(hub)) == (["provisioned"] * 2,
+                                                                          sorted(ids.values()))  # fmt: skip
+    port = {row: port_of(boards, ids[row]) for row in ids}
+    assert sorted(port.values()) == sorted(ports)
+    lines = result.stdout.splitlines()
+    written = f"MicroPython {NEWER} written"
+    assert sorted(lines[:8]) == sorted(flashed_board(port[2], 2, ids[2], written)
+                                       + flashed_board(port[3], 3, ids[3], written))  # fmt: skip
+    assert lines[8:] == final_table([(port[2], "Sam (row 2)", "provisioned", FIRST_READING),
+                                      (port[3], "Jo (row 3)", "provisioned", FIRST_READING)]) + [
+        "✓ 2 of 2 planned devices provisioned."]  # fmt: skip
+    # Both through their ROM loaders and esptool's stub at 460800, each holding the image at 0x1000 and running it.
+    # The blank one was asked its chip first.
+    assert [board.boots for board in boards] == [["firmware", "download", "firmware", "download", "firmware"],
+                                                 ["firmware", "download", "firmware"]]  # fmt: skip
+    for board in boards:
+        assert (board.installed, board.running, board.bauds) == (NEWER, NEWER, [(460800, 115200)])
+        assert board.flash[0x1000 : 0x1000 + len(image)] == image
+        assert deployed(board) == COMPILED
+
+
+S3_C3_ROSTER = """\
+name,contact,area,placement,kind,board,sharing,purposes
+Sam,,easton,outdoor,air,ESP32_GENERIC_S3,open,community_awareness;research
+Jo,,easton,indoor,damp,ESP32_GENERIC_C3,,
+"""
+
+
+def test_an_esp32_s3_and_an_esp32_c3_are_each_flashed_with_their_own_image_and_provisioned(
+        plug_esp, tmp_path, firmware_cache, hub, facilitator_key, answers):  # fmt: skip
+    (tmp_path / "roster.csv").write_text(S3_C3_ROSTER)
+    plan = tmp_path / "plan"
+    assert runner.invoke(app, ["workshop", "prepare", str(tmp_path / "roster.csv"), "--out", str(plan)]).exit_code == 0
+    s3_image, c3_image = micropython_bin("esp32s3", NEWER), micropython_bin("esp32c3", NEWER)
+    manifest = firmware_cache(s3_image, board="ESP32_GENERIC_S3", also={"ESP32_GENERIC_C3": c3_image},
+                              others=("ESP32_GENERIC",))  # fmt: skip
+    # The S3 tells its board at the REPL (an older MicroPython); the blank C3, its chip in its ROM loader.
+    s3 = plug_esp("s3", micropython_bin("esp32s3", "1.24.1"), chip="esp32s3")
+    c3 = plug_esp("c3", None, chip="esp32c3")
+
+    result = runner.invoke(app, workshop_run(plan, hub, facilitator_key, answers, [c3.port, s3.port], "--manifest",
+                                             str(manifest)))  # fmt: skip
+
+    assert (result.exit_code, result.stderr) == (0, "")
+    devices = planned(plan)
+    sam, jo = devices[2]["device_id"], devices[3]["device_id"]
+    assert ([devices[row]["state"] for row in (2, 3)], devices_at(hub)) == (["provisioned"] * 2, sorted([sam, jo]))
+    lines = result.stdout.splitlines()
+    assert sorted(lines[:8]) == sorted(flashed_board(s3.port, 2, sam, f"MicroPython {NEWER} written")
+                                       + flashed_board(c3.port, 3, jo, f"MicroPython {NEWER} written"))  # fmt: skip
+    assert lines[8:] == final_table([(s3.port, "Sam (row 2)", "provisioned", FIRST_READING),
+                                      (c3.port, "Jo (row 3)", "provisioned", FIRST_READING)]) + [
+        "✓ 2 of 2 planned devices provisioned."]  # fmt: skip
+    # Each chip's own image, at its 0x0, running; the C3 asked its chip in its loader first.
+    assert (s3.boots, c3.boots) == (["firmware", "download", "firmware"],
+                                    ["firmware", "download", "firmware", "download", "firmware"])  # fmt: skip
+    for board, image, device, name in ((s3, s3_image, sam, "ESP32_GENERIC_S3"), (c3, c3_image, jo, "ESP32_GENERIC_C3")):
+        assert (board.installed, board.running, board.flash[: len(image)] == image) == (NEWER, NEWER, True)
+        config = json.loads((board.root / "config.json").read_text())
+        assert (config["device_id"], config["board"], deployed(board)) == (device, name, COMPILED)
+        # The board's pin map, which the firmware reads by the config's board.
+        pin_map = Path("boards") / f"{name}.json"
+        assert (board.root / pin_map).read_bytes() == (FIRMWARE / pin_map).read_bytes()
 
 
 @pytest.mark.mosquitto
