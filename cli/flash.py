@@ -424,12 +424,16 @@ def into_bootsel(port: str) -> None:
         raise FlashError(str(e)) from None
 
 
-def _new_drive(before: set[Path]) -> Drive | None:
+def _new_drive(before: set[Path], port: str, options: bool) -> Drive | None:
     """The one drive that was not there `before`: the board just sent to BOOTSEL, not another waiting there."""
     drives = [d for d in bootsel_drives() if d.path not in before]
     if len(drives) > 1:
         listed = ", ".join(str(d.path) for d in drives)
-        raise FlashError(f"Several boards are in BOOTSEL mode ({listed}): say which with --drive.")
+        if options:
+            raise FlashError(f"Several boards are in BOOTSEL mode ({listed}): say which with --drive.")
+        raise FlashError(f"Several boards came into BOOTSEL mode at once ({listed}), so which is the one from "
+                         f"{port} cannot be told: unplug them all, plug them in again one at a time, and run this "
+                         "again.")  # fmt: skip
     return drives[0] if drives else None
 
 
@@ -452,7 +456,7 @@ def find_drive(drive: Path | None, port: str | None, progress: Progress, options
     into_bootsel(port)
     deadline = time.monotonic() + DRIVE_WAIT
     while time.monotonic() < deadline:
-        found = _one_drive(drive) if drive is not None else _new_drive(before)
+        found = _one_drive(drive) if drive is not None else _new_drive(before, port, options)
         if found is not None:
             return found
         time.sleep(0.1)
@@ -475,12 +479,15 @@ def read_uf2(data: bytes, name: str) -> uf2.UF2Image:
         raise FlashError(str(e)) from None
 
 
-def check_board(image: uf2.UF2Image, name: str, drive: Drive, board_chip: tuple[str, str] | None) -> None:
-    """The drive's chip is the board's, and the file's blocks are ones its bootrom writes."""
+def check_board(image: uf2.UF2Image, name: str, drive: Drive, board_chip: tuple[str, str] | None,
+                options: bool = True) -> None:  # fmt: skip
+    """The drive's chip is the board's, and the file's blocks are ones its bootrom writes. `options`: whether a
+    failure's sentence may name `sensing device flash`'s --board."""
     if board_chip is not None and board_chip[1] != drive.chip:
+        way = "say which board it is with --board" if options else "unplug it"
         raise FlashError(
             f"The board at {drive.path} is an {drive.chip} ({uf2.BOARDS_OF_CHIP[drive.chip]}), "
-            f"not the {board_chip[1]} of {board_chip[0]}: say which board it is with --board."
+            f"not the {board_chip[1]} of {board_chip[0]}: {way}."
         )
     try:
         uf2.check_family(image, drive.chip, name)

@@ -333,7 +333,7 @@ def flash_pico(board: BoardRun, workshop: Workshop, state: dict, data: bytes, im
         with workshop.bootsel:  # Picos in BOOTSEL are told apart only by their drive: one at a time
             drive = find_drive(None, board.port, report, options=False)
             board.away = True  # its port went before its drive came: the next board at that port is looked at
-            check_board(checked, image.file, drive, (device.board, chip))
+            check_board(checked, image.file, drive, (device.board, chip), options=False)
             copy_uf2(data, image.file, drive, report)
         board.result = "restarting"
         return back_at_port(board, workshop, back)

@@ -4,6 +4,7 @@ or to the drive of a simulated board sent to BOOTSEL, which comes back running t
 import pytest
 from typer.testing import CliRunner
 
+from cli import flash as flashing
 from cli.board import connected
 from cli.main import app
 from cli.provision import look_at
@@ -203,4 +204,37 @@ def test_a_port_without_a_board_is_told(tmp_path, nowhere):
     assert (result.exit_code, result.stdout) == (1, "")
     assert result.stderr == (
         f"✗ There is no board at {tmp_path / 'ttyACM9'}: check that it is plugged in and that the port is right.\n"
+    )
+
+
+# `sensing workshop run` flashes through the same functions with options=False: it has no --drive or --board,
+# so its sentences must not name them.
+
+
+def test_in_a_workshop_boards_in_bootsel_at_once_are_told_apart_by_unplugging_not_by_an_option(nowhere, monkeypatch):
+    def two_drives_appear(port):  # the board sent to BOOTSEL, and another plugged in with its button held
+        bootsel_drive(nowhere / "RPI-RP2", "RP2040")
+        bootsel_drive(nowhere / "RPI-RP2 1", "RP2040")
+
+    monkeypatch.setattr(flashing, "into_bootsel", two_drives_appear)
+
+    with pytest.raises(flashing.FlashError) as failed:
+        flashing.find_drive(None, "/dev/ttyACM0", lambda *progress: None, options=False)
+
+    assert str(failed.value) == (
+        f"Several boards came into BOOTSEL mode at once ({nowhere / 'RPI-RP2'}, {nowhere / 'RPI-RP2 1'}), so which "
+        "is the one from /dev/ttyACM0 cannot be told: unplug them all, plug them in again one at a time, and run "
+        "this again."
+    )
+
+
+def test_in_a_workshop_a_board_of_another_chip_is_told_to_be_unplugged(tmp_path):
+    drive = flashing.drive_at(bootsel_drive(tmp_path / "RP2350", "RP2350"))
+    image = flashing.read_uf2(uf2_file(RP2040), NAME)
+
+    with pytest.raises(flashing.FlashError) as failed:
+        flashing.check_board(image, NAME, drive, ("RPI_PICO_W", "RP2040"), options=False)
+
+    assert str(failed.value) == (
+        f"The board at {drive.path} is an RP2350 (a Pico 2 or Pico 2 W), not the RP2040 of RPI_PICO_W: unplug it."
     )
