@@ -13,6 +13,7 @@ import errno
 import os
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
@@ -22,6 +23,10 @@ from mpremote.transport_serial import SerialTransport
 
 ANSWER_TIMEOUT = 5  # seconds for a board to answer Ctrl-C and Ctrl-A; an ESP32 reset by opening its port takes ~1
 READ_TIMEOUT = 2  # seconds for any single answer, so a silent port cannot hang us
+# Seconds a port found busy is tried again before it is called busy: a board just plugged in or restarted is
+# opened for a moment by others (on Linux, ModemManager probes every new serial port; a program that forks as
+# it closes its end of a port holds the port's lock until its child starts).
+BUSY_WAIT = 2.0
 CHUNK = 512  # bytes of a file per raw-REPL command
 
 # Runs on the board in one raw-REPL command: which of the files are there (and their sha256, or their size
@@ -210,26 +215,36 @@ def connected(port: str) -> Iterator[Board]:
 def _open(port: str) -> SerialTransport:
     if not os.path.exists(port):
         raise BoardError(f"There is no board at {port}: check that it is plugged in and that the port is right.")
-    try:
-        return SerialTransport(port, baudrate=115200, timeout=READ_TIMEOUT)
-    except TransportError:
-        raise BoardError(why_not_open(port)) from None
+    deadline = time.monotonic() + BUSY_WAIT
+    while True:
+        try:
+            return SerialTransport(port, baudrate=115200, timeout=READ_TIMEOUT)
+        except TransportError:
+            busy, why = _why_not_open(port)
+            if not busy or time.monotonic() >= deadline:
+                raise BoardError(why) from None
+            time.sleep(0.1)
 
 
 def why_not_open(port: str) -> str:
     """mpremote only says it failed; pyserial says why."""
+    return _why_not_open(port)[1]
+
+
+def _why_not_open(port: str) -> tuple[bool, str]:
+    """(whether another program has the port, the sentence)."""
     try:
         serial.Serial(port, 115200, exclusive=True).close()
     except serial.SerialException as e:
         if e.errno in (errno.EAGAIN, errno.EWOULDBLOCK, errno.EBUSY):
-            return (f"The port {port} is busy: close the other program using it "
-                    "(a serial monitor, Thonny, another sensing command) and try again.")
+            return True, (f"The port {port} is busy: close the other program using it "
+                          "(a serial monitor, Thonny, another sensing command) and try again.")
         if e.errno in (errno.EACCES, errno.EPERM):
-            return (f"You may not use the port {port}: on Linux, add yourself to the dialout group "
-                    "(sudo usermod -aG dialout $USER), then log out and in again.")
+            return False, (f"You may not use the port {port}: on Linux, add yourself to the dialout group "
+                           "(sudo usermod -aG dialout $USER), then log out and in again.")
         if e.errno in (errno.ENOENT, errno.ENXIO, errno.ENODEV):
-            return f"There is no board at {port}: check that it is plugged in and that the port is right."
-    return f"The port {port} cannot be opened: unplug the board, plug it in again, and try again."
+            return False, f"There is no board at {port}: check that it is plugged in and that the port is right."
+    return False, f"The port {port} cannot be opened: unplug the board, plug it in again, and try again."
 
 
 def _close(transport: SerialTransport) -> None:

@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -262,6 +263,20 @@ def test_a_port_another_program_has_open(simulated_board):
         f"✗ The port {simulated_board.port} is busy: close the other program using it "
         "(a serial monitor, Thonny, another sensing command) and try again.\n"
     )
+
+
+def test_a_port_busy_for_a_moment_is_tried_again(simulated_board):
+    # As ModemManager probes a board just plugged in, or another program's child holds the port's lock for an
+    # instant: the port is free again well within BUSY_WAIT.
+    other = serial.Serial(simulated_board.port, 115200, exclusive=True)
+    letting_go = threading.Timer(0.5, other.close)
+    letting_go.start()
+    try:
+        with connected(simulated_board.port) as board:
+            assert board.transport.exec("print(6 * 7)").strip() == b"42"
+    finally:
+        letting_go.join()
+    assert not other.is_open
 
 
 def test_without_hashlib_on_the_board_files_are_compared_by_size_then_content(simulated_board, firmware):
