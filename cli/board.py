@@ -23,9 +23,10 @@ from mpremote.transport_serial import SerialTransport
 
 ANSWER_TIMEOUT = 5  # seconds for a board to answer Ctrl-C and Ctrl-A; an ESP32 reset by opening its port takes ~1
 READ_TIMEOUT = 2  # seconds for any single answer, so a silent port cannot hang us
-# Seconds a port found busy is tried again before it is called busy: a board just plugged in or restarted is
-# opened for a moment by others (on Linux, ModemManager probes every new serial port; a program that forks as
-# it closes its end of a port holds the port's lock until its child starts).
+# Seconds a port found busy (or that opens when asked why it did not) is tried again before the CLI gives up:
+# a board just plugged in or restarted is opened for a moment by others (on Linux, ModemManager probes every
+# new serial port; a program that forks as it closes its end of a port holds the port's lock until its child
+# starts).
 BUSY_WAIT = 2.0
 CHUNK = 512  # bytes of a file per raw-REPL command
 
@@ -220,8 +221,8 @@ def _open(port: str) -> SerialTransport:
         try:
             return SerialTransport(port, baudrate=115200, timeout=READ_TIMEOUT)
         except TransportError:
-            busy, why = _why_not_open(port)
-            if not busy or time.monotonic() >= deadline:
+            passing, why = _why_not_open(port)
+            if not passing or time.monotonic() >= deadline:
                 raise BoardError(why) from None
             time.sleep(0.1)
 
@@ -232,7 +233,7 @@ def why_not_open(port: str) -> str:
 
 
 def _why_not_open(port: str) -> tuple[bool, str]:
-    """(whether another program has the port, the sentence)."""
+    """(whether it may pass: another program has the port, or it opened by now; the sentence)."""
     try:
         serial.Serial(port, 115200, exclusive=True).close()
     except serial.SerialException as e:
@@ -244,7 +245,12 @@ def _why_not_open(port: str) -> tuple[bool, str]:
                            "(sudo usermod -aG dialout $USER), then log out and in again.")
         if e.errno in (errno.ENOENT, errno.ENXIO, errno.ENODEV):
             return False, f"There is no board at {port}: check that it is plugged in and that the port is right."
-    return False, f"The port {port} cannot be opened: unplug the board, plug it in again, and try again."
+        return False, cannot_open(port)
+    return True, cannot_open(port)  # it opens now: what held it has let go
+
+
+def cannot_open(port: str) -> str:
+    return f"The port {port} cannot be opened: unplug the board, plug it in again, and try again."
 
 
 def _close(transport: SerialTransport) -> None:
