@@ -59,12 +59,17 @@ def boards(micropython, tmp_path):
         board.stop()
 
 
-@pytest.fixture
-def plan(tmp_path) -> Path:
-    (tmp_path / "roster.csv").write_text(ROSTER)
+def prepared(tmp_path: Path, roster: str) -> Path:
+    """The plan `sensing workshop prepare` makes of a roster."""
+    (tmp_path / "roster.csv").write_text(roster)
     result = runner.invoke(app, ["workshop", "prepare", str(tmp_path / "roster.csv"), "--out", str(tmp_path / "plan")])
     assert result.exit_code == 0, result.output
     return tmp_path / "plan"
+
+
+@pytest.fixture
+def plan(tmp_path) -> Path:
+    return prepared(tmp_path, ROSTER)
 
 
 @pytest.fixture
@@ -553,10 +558,7 @@ Jo,,easton,indoor,damp,RPI_PICO_W,,
 @pytest.fixture
 def esp_plan(tmp_path) -> Path:
     """A plan whose row 2 (Sam) is an ESP32_GENERIC and row 3 (Jo) a Pico W."""
-    (tmp_path / "roster.csv").write_text(ESP_ROSTER)
-    result = runner.invoke(app, ["workshop", "prepare", str(tmp_path / "roster.csv"), "--out", str(tmp_path / "plan")])
-    assert result.exit_code == 0, result.output
-    return tmp_path / "plan"
+    return prepared(tmp_path, ESP_ROSTER)
 
 
 @pytest.fixture
@@ -703,9 +705,7 @@ Jo,,easton,indoor,damp,ESP32_GENERIC_S3,,
 
 def test_a_blank_esp32_s3_is_asked_its_chip_and_gets_the_row_of_an_s3(plug_esp, tmp_path, firmware_cache, hub,
                                                                        facilitator_key, answers):  # fmt: skip
-    (tmp_path / "roster.csv").write_text(ESP_S3_ROSTER)
-    plan = tmp_path / "plan"
-    assert runner.invoke(app, ["workshop", "prepare", str(tmp_path / "roster.csv"), "--out", str(plan)]).exit_code == 0
+    plan = prepared(tmp_path, ESP_S3_ROSTER)
     image = micropython_bin("esp32s3", NEWER)
     manifest = firmware_cache(image, board="ESP32_GENERIC_S3", others=("ESP32_GENERIC",))
     board = plug_esp("fs", None, chip="esp32s3")  # blank: it says nothing of itself but "invalid header"
@@ -809,9 +809,7 @@ Jo,,easton,indoor,damp,ESP32_GENERIC,,
 
 def test_two_esp32_boards_are_flashed_in_the_same_run_up_to_their_first_readings(
         plug_esp, tmp_path, firmware_cache, hub, facilitator_key, answers):  # fmt: skip
-    (tmp_path / "roster.csv").write_text(TWO_ESP_ROSTER)
-    plan = tmp_path / "plan"
-    assert runner.invoke(app, ["workshop", "prepare", str(tmp_path / "roster.csv"), "--out", str(plan)]).exit_code == 0
+    plan = prepared(tmp_path, TWO_ESP_ROSTER)
     image = micropython_bin("esp32", NEWER)
     manifest = firmware_cache(image, board="ESP32_GENERIC")
     boards = [plug_esp("blank", None), plug_esp("older", micropython_bin("esp32", "1.24.1"))]
@@ -853,9 +851,7 @@ Jo,,easton,indoor,damp,ESP32_GENERIC_C3,,
 
 def test_an_esp32_s3_and_an_esp32_c3_are_each_flashed_with_their_own_image_and_provisioned(
         plug_esp, tmp_path, firmware_cache, hub, facilitator_key, answers):  # fmt: skip
-    (tmp_path / "roster.csv").write_text(S3_C3_ROSTER)
-    plan = tmp_path / "plan"
-    assert runner.invoke(app, ["workshop", "prepare", str(tmp_path / "roster.csv"), "--out", str(plan)]).exit_code == 0
+    plan = prepared(tmp_path, S3_C3_ROSTER)
     s3_image, c3_image = micropython_bin("esp32s3", NEWER), micropython_bin("esp32c3", NEWER)
     manifest = firmware_cache(s3_image, board="ESP32_GENERIC_S3", also={"ESP32_GENERIC_C3": c3_image},
                               others=("ESP32_GENERIC",))  # fmt: skip
