@@ -6,6 +6,7 @@ address bar, and calls the owner's API with it (`/api/v1/devices/{id}/private`, 
 `/withdraw`). The page carries no data of its own beyond what anyone may see of the device (its id and kind).
 """
 
+import functools
 import html
 import json
 from pathlib import Path
@@ -81,11 +82,23 @@ Check the address against the one written on your label, or scan its QR code aga
 </main>""")
 
 
+@functools.cache
+def packaged(name: str) -> bytes:
+    """A file of this folder (the page's template and assets), read once."""
+    return (HERE / name).read_bytes()
+
+
+@functools.cache
+def words_json() -> str:
+    """wording() for the page's script, made once: the hub's vocabulary does not change while it runs."""
+    return script_json(wording())
+
+
 def private_page(public_id: str, kind: str) -> str:
     e = html.escape
-    template = (HERE / "private-page.html").read_text(encoding="utf-8")
+    template = packaged("private-page.html").decode("utf-8")
     main = (template.replace("{device}", e(public_id)).replace("{kind}", e(agreement_words.KINDS.get(kind, kind)))
-            .replace("{words}", script_json(wording())))  # fmt: skip
+            .replace("{words}", words_json()))  # fmt: skip
     return page(f"Your sensor {public_id}", main)
 
 
@@ -104,5 +117,5 @@ def asset(name: str) -> Response:
     """The page's script, style sheet and icon, served by the hub itself: the page works offline on a LAN."""
     if name not in ASSETS:
         raise HTTPException(404, f"there is no asset '{name}'")
-    return Response((HERE / name).read_bytes(), media_type=ASSETS[name],
+    return Response(packaged(name), media_type=ASSETS[name],
                     headers={"X-Content-Type-Options": "nosniff", "Cache-Control": "no-cache"})  # fmt: skip
